@@ -1,0 +1,1 @@
+"""Encoders: timm factory, per-layer taps, partial forward, objectives and training loops."""
