@@ -1,0 +1,166 @@
+"""Validation of ``config.yaml`` and ``models.tsv`` before any job runs.
+
+Every problem becomes one :class:`ConfigError` line that names the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import yaml
+
+MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+OBJECTIVES = ("supervised", "simclr", "barlow", "simclr_w2", "random")
+MODEL_COLUMNS = (
+    "model_id",
+    "architecture",
+    "weights",
+    "tag",
+    "checkpoint",
+    "input_size",
+    "family",
+    "objective",
+    "kwargs",
+)
+
+
+class ConfigError(ValueError):
+    """A config or sheet problem, stated in one line with its fix."""
+
+
+def _with_defaults(validator_class):
+    """A validator that fills ``default`` values of missing properties (as Snakemake does)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = sub["default"]
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"{where}: unknown key(s) {extra}; allowed keys are {allowed}"
+    if error.validator == "enum":
+        return f"{where}: {error.instance!r} is not one of {error.validator_value}"
+    if error.validator == "required":
+        return f"{where}: {error.message}; add it (see config/README.md)"
+    return f"{where}: {error.message}"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Validate ``config`` in place against the JSON schema, filling defaults."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"config error: {_one_line(best)}")
+    _check_references(config)
+    return config
+
+
+def _check_references(config: Mapping) -> None:
+    """Cross-references a schema cannot express: dataset names and paths on disk."""
+    datasets = config["datasets"]
+
+    def need(name: str, where: str) -> None:
+        if name not in datasets:
+            raise ConfigError(
+                f"config error: {where}: unknown dataset {name!r}; "
+                f"define it under 'datasets' (defined: {sorted(datasets)})"
+            )
+
+    need(config["pretrain"]["dataset"], "pretrain.dataset")
+    for d in config["finetune"]["datasets"]:
+        need(d, "finetune.datasets")
+    for d in config["features"]["datasets"]:
+        need(d, "features.datasets")
+    for section in ("geometry", "convexity", "relative", "concepts", "sensitivity", "binding"):
+        if section in config and config[section].get("dataset"):
+            need(config[section]["dataset"], f"{section}.dataset")
+    for name, spec in datasets.items():
+        root = spec.get("root")
+        if spec["kind"] == "imagefolder" and not Path(root).is_dir():
+            raise ConfigError(
+                f"config error: datasets.{name}.root: image folder {root!r} does not exist; "
+                "point it to a folder of class sub-folders"
+            )
+        if spec["kind"] == "torchvision" and not spec.get("download") and not Path(root).is_dir():
+            raise ConfigError(
+                f"config error: datasets.{name}.root: {root!r} does not exist; "
+                "set the path, or 'download: true' to let torchvision fetch it"
+            )
+
+
+def read_models(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
+    """Read and validate ``models.tsv``; return it indexed by ``model_id``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config error: models sheet {str(path)!r} does not exist; set 'models'")
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    unknown = sorted(set(df.columns) - set(MODEL_COLUMNS))
+    if unknown:
+        raise ConfigError(
+            f"config error: {path}: unknown column(s) {unknown}; allowed are {list(MODEL_COLUMNS)}"
+        )
+    for col in MODEL_COLUMNS:
+        if col not in df.columns:
+            df[col] = ""
+    df["input_size"] = df["input_size"].replace("", "224")
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for i, row in df.iterrows():
+        record = {k: v for k, v in row.items() if v != ""}
+        record["input_size"] = int(record["input_size"]) if record["input_size"].isdigit() else -1
+        error = jsonschema.exceptions.best_match(validator.iter_errors(record))
+        if error is not None:
+            raise ConfigError(
+                f"config error: {path} row {i + 2} ({row['model_id']!r}): {_one_line(error)}"
+            )
+    if df["model_id"].duplicated().any():
+        dup = df.loc[df["model_id"].duplicated(), "model_id"].tolist()
+        raise ConfigError(f"config error: {path}: duplicate model_id {dup}; ids must be unique")
+    for _, row in df.iterrows():
+        _check_model_row(row, path)
+    return df.set_index("model_id", drop=False)
+
+
+def _check_model_row(row: pd.Series, path: Path) -> None:
+    from repaudit.models.factory import check_architecture
+
+    where = f"{path} ({row['model_id']!r})"
+    if not MODEL_ID.match(row["model_id"]):
+        raise ConfigError(
+            f"config error: {where}: illegal model_id; use lower-case letters, digits and '_' "
+            "(ids become file names; put the timm name in 'architecture')"
+        )
+    try:
+        check_architecture(row["architecture"])
+    except ValueError as err:
+        raise ConfigError(f"config error: {where}: {err}") from None
+    if row["weights"] == "hub" and not row["tag"]:
+        raise ConfigError(
+            f"config error: {where}: weights 'hub' needs a pinned 'tag' (e.g. augreg_in1k)"
+        )
+    if row["weights"] == "checkpoint" and not Path(row["checkpoint"]).is_file():
+        raise ConfigError(
+            f"config error: {where}: checkpoint {row['checkpoint']!r} does not exist; "
+            "fix the path or use weights 'hub'"
+        )
+    if row["weights"] == "zoo" and row["objective"] not in OBJECTIVES:
+        raise ConfigError(
+            f"config error: {where}: zoo models need an objective in {list(OBJECTIVES)}, "
+            f"got {row['objective']!r}"
+        )

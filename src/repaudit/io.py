@@ -1,0 +1,250 @@
+"""All file I/O of the library: HDF5 datasets and features, TSV tables, checkpoints.
+
+Every writer is atomic: it writes ``<name>.tmp-<pid>`` beside the target and renames it
+into place only when the write finished, so an interrupted job never leaves a truncated
+file that Snakemake would mistake for an output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from repaudit.data import ImageDataset
+
+STR = h5py.string_dtype("utf-8")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success only."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _attr(value):
+    """HDF5 attributes hold scalars and strings; anything structured goes in as JSON."""
+    if isinstance(value, str | int | float | bool | np.integer | np.floating):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _read_attrs(attrs: h5py.AttributeManager) -> dict:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, str) and value[:1] in "[{":
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        out[key] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def _strings(values) -> np.ndarray:
+    return np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def write_dataset(path: str | os.PathLike, data: ImageDataset) -> None:
+    """Write an :class:`ImageDataset` to HDF5 (images gzip-compressed, chunked per 256 images)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        n = len(data.images)
+        f.create_dataset(
+            "images",
+            data=data.images,
+            chunks=(min(max(n, 1), 256), *data.images.shape[1:]),
+            compression="gzip",
+            compression_opts=4,
+        )
+        f.create_dataset("labels", data=data.labels.astype(np.int64))
+        f.create_dataset("split", data=data.split.astype(object), dtype=STR)
+        f.create_dataset("ids", data=data.ids.astype(object), dtype=STR)
+        f.create_dataset("class_names", data=np.asarray(data.class_names, dtype=object), dtype=STR)
+        for key, value in data.extras.items():
+            value = np.asarray(value)
+            if value.dtype.kind in "USO":
+                f.create_dataset(f"extras/{key}", data=value.astype(object), dtype=STR)
+            else:
+                f.create_dataset(f"extras/{key}", data=value)
+        for key, value in data.attrs.items():
+            f.attrs[key] = _attr(value)
+
+
+def read_dataset(path: str | os.PathLike) -> ImageDataset:
+    """Read a dataset written by :func:`write_dataset`."""
+    with h5py.File(path, "r") as f:
+        extras = {}
+        for key, dset in f.get("extras", {}).items():
+            value = dset[()]
+            extras[key] = _strings(value) if dset.dtype.kind == "O" else value
+        return ImageDataset(
+            images=f["images"][()],
+            labels=f["labels"][()].astype(np.int64),
+            split=_strings(f["split"][()]),
+            ids=_strings(f["ids"][()]),
+            class_names=_strings(f["class_names"][()]).tolist(),
+            attrs=_read_attrs(f.attrs),
+            extras=extras,
+        )
+
+
+# --------------------------------------------------------------------------- features
+
+
+@dataclass
+class FeatureSet:
+    """Per-layer pooled features of one (dataset, model, stage), as stored in HDF5.
+
+    ``features`` maps layer names ("0", "1", ..., "final") to float32 (N, D) arrays,
+    ordered shallow to deep; ``layer_attrs`` holds each layer's pooling and index.
+    """
+
+    features: dict[str, np.ndarray]
+    labels: np.ndarray
+    ids: np.ndarray
+    split: np.ndarray
+    attrs: dict = field(default_factory=dict)
+    layer_attrs: dict[str, dict] = field(default_factory=dict)
+
+
+def write_features(path: str | os.PathLike, fs: FeatureSet) -> None:
+    """Write features: ``/layers/<name>`` (N, D) float32, ``/labels``, ``/ids``, ``/split``.
+
+    Root attributes carry provenance; ``layer_order`` keeps the depth order of the layers.
+    """
+    n = len(fs.labels)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for name, x in fs.features.items():
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim != 2 or len(x) != n:
+                raise ValueError(f"layer {name!r}: expected ({n}, D) features, got {x.shape}")
+            dset = f.create_dataset(f"layers/{name}", data=x, chunks=(min(n, 1024), x.shape[1]))
+            for key, value in fs.layer_attrs.get(name, {}).items():
+                dset.attrs[key] = _attr(value)
+        f.create_dataset("labels", data=fs.labels.astype(np.int64))
+        f.create_dataset("ids", data=fs.ids.astype(object), dtype=STR)
+        f.create_dataset("split", data=fs.split.astype(object), dtype=STR)
+        f.attrs["layer_order"] = json.dumps(list(fs.features))
+        for key, value in fs.attrs.items():
+            f.attrs[key] = _attr(value)
+
+
+def read_features(path: str | os.PathLike, layers: list[str] | None = None) -> FeatureSet:
+    """Read features written by :func:`write_features` (optionally only some layers)."""
+    with h5py.File(path, "r") as f:
+        attrs = _read_attrs(f.attrs)
+        order = attrs.pop("layer_order")
+        wanted = order if layers is None else [name for name in order if name in set(layers)]
+        missing = set(layers or []) - set(order)
+        if missing:
+            raise ValueError(f"{path}: no layers {sorted(missing)}; stored layers are {order}")
+        return FeatureSet(
+            features={name: f[f"layers/{name}"][()] for name in wanted},
+            labels=f["labels"][()].astype(np.int64),
+            ids=_strings(f["ids"][()]),
+            split=_strings(f["split"][()]),
+            attrs=attrs,
+            layer_attrs={name: _read_attrs(f[f"layers/{name}"].attrs) for name in wanted},
+        )
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a tab-separated table atomically (floats at full precision for bit-identical reruns)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.10g")
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a TSV written by :func:`write_table`; empty strings stay strings."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN", "nan", ""])
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping) -> None:
+    """``torch.save`` a dict atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(dict(payload), tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (or a plain state dict) on the CPU."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return {"state_dict": load_file(path)}
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        return obj
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        return {"state_dict": obj["model"]}
+    return {"state_dict": obj}
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash(config: Mapping) -> str:
+    """A short, order-independent hash of a (JSON-serialisable) config section."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that change numbers: recorded in every HDF5 file and in the report."""
+    import scipy
+    import sklearn
+    import timm
+    import torch
+
+    import repaudit
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "h5py": h5py.__version__,
+        "repaudit": repaudit.__version__,
+    }
+    return {k: str(v) for k, v in versions.items()}  # torch's version is not a plain str

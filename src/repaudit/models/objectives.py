@@ -1,0 +1,450 @@
+"""Pretraining objectives: supervised, SimCLR, SimCLR + W2, Barlow Twins, VICReg.
+
+Each objective is a small ``nn.Module`` holding its trainable head (linear classifier or MLP
+projector) and mapping the encoder embeddings of the augmented views to a dict of scalar tensors:
+``"loss"`` (what is minimised) plus its named parts (for the training history). The pure loss
+functions are exposed too, so that tests can check them against hand-derived values.
+
+References
+----------
+- SimCLR / NT-Xent: Chen, Kornblith, Norouzi, Hinton (2020), "A Simple Framework for Contrastive
+  Learning of Visual Representations", arXiv 2002.05709, Eq. (1).
+- Barlow Twins: Zbontar, Jing, Misra, LeCun, Deny (2021), arXiv 2103.03230, Eq. (1)-(2).
+- VICReg: Bardes, Ponce, LeCun (2022), arXiv 2105.04906, Eq. (1)-(6).
+- Wasserstein uniformity: Fang, Li, Sun, Wang (2024), "Rethinking the Uniformity Metric in
+  Self-Supervised Learning", arXiv 2403.00642, Eq. (8) and App. F (linearly decayed weight).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "OBJECTIVES",
+    "OBJECTIVE_ALIASES",
+    "BarlowTwinsObjective",
+    "PretrainObjective",
+    "ProjectionHead",
+    "SimCLRObjective",
+    "SimCLRW2Objective",
+    "SupervisedObjective",
+    "VICRegObjective",
+    "barlow_twins_loss",
+    "build_objective",
+    "canonical_objective",
+    "nt_xent_loss",
+    "supervised_cross_entropy",
+    "vicreg_loss",
+    "w2_weight_schedule",
+    "wasserstein_uniformity_loss",
+]
+
+#: Objective names accepted by :func:`build_objective` and ``training.pretrain``.
+OBJECTIVES = ("random", "supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg")
+#: Accepted short names (config/models.tsv uses ``barlow``).
+OBJECTIVE_ALIASES = {"barlow": "barlow_twins"}
+
+
+def canonical_objective(name: str) -> str:
+    """The name in :data:`OBJECTIVES` for ``name`` or one of its aliases; ValueError otherwise."""
+    name = OBJECTIVE_ALIASES.get(name, name)
+    if name not in OBJECTIVES:
+        valid = OBJECTIVES + tuple(OBJECTIVE_ALIASES)
+        raise ValueError(f"unknown objective {name!r}; choose one of {valid}")
+    return name
+
+
+def _check_pair(z1: torch.Tensor, z2: torch.Tensor) -> None:
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        raise ValueError(
+            f"expected two (B, D) tensors of the same shape, got {tuple(z1.shape)} and "
+            f"{tuple(z2.shape)}"
+        )
+    if z1.shape[0] < 2:
+        raise ValueError(f"need a batch of at least 2 samples, got {z1.shape[0]}; raise batch_size")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure losses
+# --------------------------------------------------------------------------------------------
+
+
+def supervised_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean softmax cross-entropy -1/B Σ_i log softmax(logits_i)[y_i] (supervised baseline)."""
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"expected logits (B, C) and labels (B,), got {tuple(logits.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    return F.cross_entropy(logits, labels)
+
+
+def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
+    """NT-Xent / InfoNCE loss of SimCLR (Chen et al. 2020, arXiv 2002.05709, Eq. 1).
+
+    With u the 2B L2-normalised projections (view 1 then view 2) and s_ij = u_i·u_j / τ,
+
+        ℓ(i, j) = -log( exp(s_ij) / Σ_{k ≠ i} exp(s_ik) ),
+        L = 1/(2B) Σ_{k=1..B} [ℓ(k, k+B) + ℓ(k+B, k)],
+
+    i.e. each sample's positive is its other view and the 2B - 2 other samples are negatives.
+    τ = 0.2 is the setting of Fang et al. (2024, App. F).
+    """
+    _check_pair(z1, z2)
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    b = z1.shape[0]
+    u = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
+    sim = (u @ u.T) / temperature
+    self_mask = torch.eye(2 * b, dtype=torch.bool, device=u.device)
+    sim = sim.masked_fill(self_mask, float("-inf"))
+    idx = torch.arange(b, device=u.device)
+    targets = torch.cat([idx + b, idx])
+    return F.cross_entropy(sim, targets)
+
+
+def _batch_standardise(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(z - mean) / sqrt(var + eps) along the batch, biased variance (BatchNorm, affine=False)."""
+    mean = z.mean(dim=0, keepdim=True)
+    var = z.var(dim=0, unbiased=False, keepdim=True)
+    return (z - mean) / torch.sqrt(var + eps)
+
+
+def _barlow_terms(
+    z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_pair(z1, z2)
+    b = z1.shape[0]
+    c = _batch_standardise(z1, eps).T @ _batch_standardise(z2, eps) / b
+    diag = torch.diagonal(c)
+    on = (1.0 - diag).pow(2).sum()
+    off = c.pow(2).sum() - diag.pow(2).sum()
+    return on, off
+
+
+def barlow_twins_loss(
+    z1: torch.Tensor, z2: torch.Tensor, lambd: float = 5e-3, eps: float = 1e-5
+) -> torch.Tensor:
+    """Barlow Twins redundancy-reduction loss (Zbontar et al. 2021, arXiv 2103.03230, Eq. 1-2).
+
+    The projections are standardised along the batch (BatchNorm without affine), the
+    cross-correlation matrix is C_ij = 1/B Σ_b ẑ1_bi ẑ2_bj, and
+
+        L = Σ_i (1 - C_ii)² + λ Σ_i Σ_{j≠i} C_ij²
+
+    (invariance + redundancy reduction; λ = 5e-3 in the paper).
+    """
+    on, off = _barlow_terms(z1, z2, eps)
+    return on + lambd * off
+
+
+def _vicreg_terms(
+    z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    _check_pair(z1, z2)
+    b, d = z1.shape
+    invariance = F.mse_loss(z1, z2)
+    variance = z1.new_zeros(())
+    covariance = z1.new_zeros(())
+    for z in (z1, z2):
+        std = torch.sqrt(z.var(dim=0) + eps)  # unbiased variance, as in the paper
+        variance = variance + F.relu(1.0 - std).mean()
+        zc = z - z.mean(dim=0)
+        cov = zc.T @ zc / (b - 1)
+        covariance = covariance + (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
+    return invariance, variance, covariance
+
+
+def vicreg_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """VICReg loss (Bardes et al. 2022, arXiv 2105.04906, Eq. 1-6).
+
+    L = λ s(Z, Z') + μ [v(Z) + v(Z')] + ν [c(Z) + c(Z')] with the invariance s = mean squared
+    error 1/(B d) Σ ||z_b - z'_b||², the variance hinge
+    v(Z) = 1/d Σ_j max(0, 1 - sqrt(Var(z_j) + ε)) (unbiased variance) and the covariance penalty
+    c(Z) = 1/d Σ_{i≠j} Cov(Z)_ij²; defaults
+    λ = μ = 25, ν = 1, ε = 1e-4 (the paper's).
+    """
+    inv, var, cov = _vicreg_terms(z1, z2, eps)
+    return sim_coeff * inv + std_coeff * var + cov_coeff * cov
+
+
+def wasserstein_uniformity_loss(
+    z: torch.Tensor, normalize: bool = True, eps: float = 1e-12
+) -> torch.Tensor:
+    """Differentiable Wasserstein uniformity W2 (Fang et al. 2024, arXiv 2403.00642, Eq. 8).
+
+    With z L2-normalised (N, m), μ̂ the mean and Σ̂ = 1/N Σ (z - μ̂)(z - μ̂)ᵀ the biased covariance,
+
+        W2 = sqrt( ||μ̂||² + 1 + tr Σ̂ - (2/√m) tr Σ̂^{1/2} ),
+
+    the 2-Wasserstein distance between N(μ̂, Σ̂) and N(0, I/m) (the Gaussian stand-in for the
+    uniform distribution on the sphere). tr Σ̂^{1/2} = Σ sqrt(λ_i(Σ̂)) is computed as the sum of
+    the singular values of (z - μ̂)/√N: the same number as sqrt of the clamped eigenvalues, but its
+    gradient U Vᵀ stays bounded when eigenvalues vanish (dimensional collapse), which the
+    eigenvalue route only achieves with an ad-hoc epsilon. Computed in float64; the outer square
+    root is clamped at ``eps`` so the gradient is finite at W2 = 0. The loss is W2 (lower = more
+    uniform); the metric is -W2.
+
+    Note: ``repaudit.metrics.uniformity`` computes the same quantity (non-differentiably, for
+    evaluation); the two should be kept in agreement (a unit test cross-checks this one against an
+    eigvalsh reference).
+    """
+    if z.ndim != 2 or z.shape[0] < 2:
+        raise ValueError(f"expected (N, m) projections with N >= 2, got {tuple(z.shape)}")
+    x = z.to(torch.float64)
+    if normalize:
+        x = F.normalize(x, dim=1)
+    n, m = x.shape
+    mu = x.mean(dim=0)
+    xc = (x - mu) / math.sqrt(n)
+    tr_cov = xc.pow(2).sum()
+    tr_sqrt = torch.linalg.svdvals(xc).sum()
+    w2_sq = mu.pow(2).sum() + 1.0 + tr_cov - 2.0 / math.sqrt(m) * tr_sqrt
+    return torch.sqrt(torch.clamp(w2_sq, min=eps)).to(z.dtype)
+
+
+def w2_weight_schedule(step: int, total_steps: int, alpha_max: float, alpha_min: float) -> float:
+    """Linearly decayed W2 weight α_t = α_max - t (α_max - α_min) / T (Fang et al. 2024, App. F).
+
+    Here t is the 0-based optimiser step and T = total_steps - 1, so the first step uses α_max and
+    the last step exactly α_min (a single-step run uses α_max). The reference code
+    (statsle/WassersteinSSL) decays per epoch, starting one decrement below α_max; per-step
+    decay is the same line sampled more finely.
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0 <= step < total_steps:
+        raise ValueError(f"step must be in [0, {total_steps}), got {step}")
+    if total_steps == 1:
+        return float(alpha_max)
+    return float(alpha_max - step * (alpha_max - alpha_min) / (total_steps - 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+
+
+class ProjectionHead(nn.Module):
+    """MLP projector: (Linear → BatchNorm → ReLU) × (num_layers - 1) → Linear.
+
+    Two layers is the SimCLR projector g(·) (Chen et al. 2020, §2.1, with BN as in their code);
+    three layers is the Barlow Twins / VICReg expander (Zbontar et al. 2021, §3).
+    """
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2) -> None:
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        layers: list[nn.Module] = []
+        dim = in_dim
+        for _ in range(num_layers - 1):
+            layers += [
+                nn.Linear(dim, hidden_dim, bias=False),
+                nn.BatchNorm1d(hidden_dim),
+                nn.ReLU(),
+            ]
+            dim = hidden_dim
+        layers.append(nn.Linear(dim, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+class PretrainObjective(nn.Module):
+    """Base class: ``forward(views, labels, step, total_steps) -> {"loss": ..., parts...}``.
+
+    ``views`` are the encoder embeddings (B, D) of the ``n_views`` augmented views of a batch.
+    """
+
+    name: str = ""
+    n_views: int = 2
+    needs_labels: bool = False
+
+    def forward(
+        self,
+        views: Sequence[torch.Tensor],
+        labels: torch.Tensor | None = None,
+        step: int = 0,
+        total_steps: int = 1,
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SupervisedObjective(PretrainObjective):
+    """Supervised pretraining: a linear head on the embedding and softmax cross-entropy."""
+
+    name = "supervised"
+    n_views = 1
+    needs_labels = True
+
+    def __init__(self, embed_dim: int, num_classes: int) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"supervised pretraining needs >= 2 classes, got {num_classes}")
+        self.head = nn.Linear(embed_dim, num_classes)
+
+    def forward(self, views, labels=None, step=0, total_steps=1):
+        if labels is None:
+            raise ValueError("the supervised objective needs labels")
+        ce = supervised_cross_entropy(self.head(views[0]), labels)
+        return {"loss": ce, "cross_entropy": ce.detach()}
+
+
+class SimCLRObjective(PretrainObjective):
+    """SimCLR: 2-layer MLP projector and NT-Xent at temperature τ (Chen et al. 2020)."""
+
+    name = "simclr"
+
+    def __init__(
+        self, embed_dim: int, hidden_dim: int, out_dim: int, temperature: float = 0.2
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.projector = ProjectionHead(embed_dim, hidden_dim, out_dim, num_layers=2)
+        self.temperature = float(temperature)
+
+    def forward(self, views, labels=None, step=0, total_steps=1):
+        z1, z2 = self.projector(views[0]), self.projector(views[1])
+        loss = nt_xent_loss(z1, z2, self.temperature)
+        return {"loss": loss, "nt_xent": loss.detach()}
+
+
+class SimCLRW2Objective(SimCLRObjective):
+    """SimCLR + α_t · W2 on the concatenated normalised projections (Fang et al. 2024, §5).
+
+    L_t = NT-Xent(z1, z2) + α_t W2([ẑ1; ẑ2]) with ẑ = z/||z|| and α_t linearly decayed from
+    α_max to α_min over the optimiser steps (:func:`w2_weight_schedule`).
+    """
+
+    name = "simclr_w2"
+
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        temperature: float = 0.2,
+        alpha_max: float = 1.0,
+        alpha_min: float = 1.0,
+    ) -> None:
+        super().__init__(embed_dim, hidden_dim, out_dim, temperature)
+        if alpha_max < 0 or alpha_min < 0:
+            raise ValueError(f"W2 weights must be >= 0, got ({alpha_max}, {alpha_min})")
+        self.alpha_max = float(alpha_max)
+        self.alpha_min = float(alpha_min)
+
+    def forward(self, views, labels=None, step=0, total_steps=1):
+        z1, z2 = self.projector(views[0]), self.projector(views[1])
+        nce = nt_xent_loss(z1, z2, self.temperature)
+        w2 = wasserstein_uniformity_loss(torch.cat([z1, z2], dim=0), normalize=True)
+        alpha = w2_weight_schedule(step, total_steps, self.alpha_max, self.alpha_min)
+        return {
+            "loss": nce + alpha * w2,
+            "nt_xent": nce.detach(),
+            "w2": w2.detach(),
+            "w2_weight": torch.tensor(alpha),
+        }
+
+
+class BarlowTwinsObjective(PretrainObjective):
+    """Barlow Twins: 3-layer projector and the cross-correlation loss (Zbontar et al. 2021)."""
+
+    name = "barlow_twins"
+
+    def __init__(self, embed_dim: int, hidden_dim: int, out_dim: int, lambd: float = 5e-3) -> None:
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"barlow_lambda must be >= 0, got {lambd}")
+        self.projector = ProjectionHead(embed_dim, hidden_dim, out_dim, num_layers=3)
+        self.lambd = float(lambd)
+
+    def forward(self, views, labels=None, step=0, total_steps=1):
+        on, off = _barlow_terms(self.projector(views[0]), self.projector(views[1]))
+        return {
+            "loss": on + self.lambd * off,
+            "on_diagonal": on.detach(),
+            "off_diagonal": off.detach(),
+        }
+
+
+class VICRegObjective(PretrainObjective):
+    """VICReg: 3-layer expander and variance-invariance-covariance loss (Bardes et al. 2022)."""
+
+    name = "vicreg"
+
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden_dim: int,
+        out_dim: int,
+        sim_coeff: float = 25.0,
+        std_coeff: float = 25.0,
+        cov_coeff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.projector = ProjectionHead(embed_dim, hidden_dim, out_dim, num_layers=3)
+        self.coeffs = (float(sim_coeff), float(std_coeff), float(cov_coeff))
+
+    def forward(self, views, labels=None, step=0, total_steps=1):
+        inv, var, cov = _vicreg_terms(self.projector(views[0]), self.projector(views[1]))
+        lam, mu, nu = self.coeffs
+        return {
+            "loss": lam * inv + mu * var + nu * cov,
+            "invariance": inv.detach(),
+            "variance": var.detach(),
+            "covariance": cov.detach(),
+        }
+
+
+def build_objective(
+    name: str,
+    embed_dim: int,
+    *,
+    num_classes: int | None = None,
+    temperature: float = 0.2,
+    barlow_lambda: float = 5e-3,
+    vicreg_coeffs: tuple[float, float, float] = (25.0, 25.0, 1.0),
+    w2_alpha_max: float = 1.0,
+    w2_alpha_min: float = 1.0,
+    projector_dim: int = 128,
+    projector_hidden_dim: int = 512,
+) -> PretrainObjective | None:
+    """Objective module by name (:data:`OBJECTIVES` or an alias); ``"random"`` gives None.
+
+    Defaults: τ = 0.2 (Fang et al. 2024, App. F), Barlow λ = 5e-3 (Zbontar et al. 2021), VICReg
+    (25, 25, 1) (Bardes et al. 2022), W2 weight (α_max, α_min) = (1, 1), Fang et al.'s setting for
+    MoCo v2, the InfoNCE method closest to SimCLR (they do not train SimCLR + W2).
+    """
+    name = canonical_objective(name)
+    if embed_dim < 1:
+        raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
+    if name == "random":
+        return None
+    if name == "supervised":
+        if num_classes is None:
+            raise ValueError("the supervised objective needs num_classes")
+        return SupervisedObjective(embed_dim, num_classes)
+    if name == "simclr":
+        return SimCLRObjective(embed_dim, projector_hidden_dim, projector_dim, temperature)
+    if name == "simclr_w2":
+        return SimCLRW2Objective(
+            embed_dim, projector_hidden_dim, projector_dim, temperature, w2_alpha_max, w2_alpha_min
+        )
+    if name == "barlow_twins":
+        return BarlowTwinsObjective(embed_dim, projector_hidden_dim, projector_dim, barlow_lambda)
+    return VICRegObjective(embed_dim, projector_hidden_dim, projector_dim, *vicreg_coeffs)

@@ -1,0 +1,784 @@
+"""Training loops: pretraining, full fine-tuning, linear probe, embedding.
+
+Encoder contract: ``encoder`` is an ``nn.Module`` mapping float images (B, 3, H, W) in raw [0, 1]
+pixel space to pooled embeddings (B, D) (resizing and normalisation happen inside it) and has an
+int attribute ``num_features`` = D. Images arrive as uint8 numpy arrays (N, H, W, 3) with int64
+labels (N,).
+
+Reproducibility: every function takes ``seed``. The training loops run inside
+``torch.random.fork_rng`` (the caller's global RNG state is left untouched) after
+``torch.manual_seed(seed)`` (head / projector initialisation, dropout), draw batch order and
+augmentations from a dedicated ``torch.Generator`` seeded with ``seed``, and on CPU switch on
+``torch.use_deterministic_algorithms(True)`` for the duration of the call (the previous setting is
+restored afterwards). The same seed and thread count give a bit-identical ``state_dict`` on CPU. On
+CUDA, results are reproducible only up to cuDNN / atomics non-determinism.
+
+Optimisation: AdamW (Loshchilov & Hutter 2019) with a per-step cosine learning-rate decay to 0
+(``lr_schedule="cosine"``, no warm-up) or a constant rate (``"constant"``); incomplete last batches
+are dropped (constant batch statistics for BatchNorm and the contrastive losses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from repaudit.models.augment import FINETUNE_AUGMENT, SUPERVISED_AUGMENT, AugmentConfig
+from repaudit.models.augment import augment as augment_batch
+from repaudit.models.objectives import build_objective, canonical_objective
+
+__all__ = [
+    "EncoderClassifier",
+    "embed",
+    "evaluate_classifier",
+    "finetune",
+    "linear_probe",
+    "pretrain",
+]
+
+_LR_SCHEDULES = ("cosine", "constant")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_images(images: np.ndarray, name: str = "images", min_n: int = 2) -> None:
+    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3:
+        shape = getattr(images, "shape", type(images).__name__)
+        raise ValueError(f"{name} must be a uint8 array of shape (N, H, W, 3), got {shape}")
+    if images.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8 (raw pixels), got {images.dtype}")
+    if images.shape[0] < min_n:
+        raise ValueError(f"{name} needs at least {min_n} image(s), got {images.shape[0]}")
+
+
+def _check_labels(labels: np.ndarray, n: int, name: str = "labels") -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must be integer class ids, got dtype {labels.dtype}")
+    if labels.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got min {labels.min()}")
+    return labels.astype(np.int64)
+
+
+def _check_num_classes(labels: np.ndarray, num_classes: int | None) -> int:
+    inferred = int(labels.max()) + 1
+    if num_classes is None:
+        return inferred
+    if num_classes < inferred:
+        raise ValueError(f"labels go up to {inferred - 1} but num_classes is {num_classes}")
+    return int(num_classes)
+
+
+def _check_features(x: np.ndarray, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be (n_samples, n_features), got shape {x.shape}")
+    if x.shape[0] < 2:
+        raise ValueError(f"{name} needs at least 2 samples, got {x.shape[0]}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or Inf; clean the features first")
+    return x
+
+
+def _check_encoder(encoder: nn.Module) -> int:
+    d = getattr(encoder, "num_features", None)
+    if not isinstance(d, int) or d < 1:
+        raise ValueError("encoder must expose a positive int attribute `num_features`")
+    return d
+
+
+def _check_common(epochs: int, batch_size: int, lr: float, weight_decay: float, lr_schedule: str):
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if lr_schedule not in _LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {lr_schedule!r}")
+
+
+def _to_float(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, H, W, 3) → float (B, 3, H, W) in [0, 1] on ``device``."""
+    return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@contextlib.contextmanager
+def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch inside a forked RNG; deterministic algorithms on CPU, restored on exit."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    was_det = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
+
+
+def _lr_factor(step: int, total: int, schedule: str) -> float:
+    """Multiplier of the base LR at 0-based ``step``: cosine from 1 to 0 over ``total`` steps."""
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * step / total))
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, mininterval=1.0)
+
+
+def _check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"loss became {loss.item()} at step {step}; lower lr or check the inputs"
+        )
+
+
+@torch.inference_mode()
+def _forward_batched(
+    module: nn.Module, images: np.ndarray, batch_size: int, device: torch.device
+) -> torch.Tensor:
+    """Eval-mode outputs of ``module`` on uint8 images, concatenated on the CPU."""
+    was_training = module.training
+    module.eval()
+    try:
+        data = torch.from_numpy(np.ascontiguousarray(images))
+        outs = [
+            module(_to_float(data[i : i + batch_size], device)).float().cpu()
+            for i in range(0, data.shape[0], batch_size)
+        ]
+    finally:
+        module.train(was_training)
+    return torch.cat(outs, dim=0)
+
+
+def _per_class_recall(y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, float]:
+    """Recall of every class present in ``y_true`` (fraction of its samples predicted as it)."""
+    return {int(c): float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)}
+
+
+def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of a stratified held-out subset: round(fraction · n_c) per class, at least 1,
+    and at least 1 sample of every class left for training."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(labels.shape[0], dtype=bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if idx.size < 2:
+            raise ValueError(
+                f"class {int(c)} has {idx.size} sample(s); a validation split needs >= 2 per "
+                "class (drop the class or set val_fraction=0)"
+            )
+        k = min(max(1, round(fraction * idx.size)), idx.size - 1)
+        mask[rng.permutation(idx)[:k]] = True
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Pretraining
+# --------------------------------------------------------------------------------------------
+
+
+def pretrain(
+    encoder: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    objective: str = "simclr",
+    *,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    lr_schedule: str = "cosine",
+    temperature: float = 0.2,
+    barlow_lambda: float = 5e-3,
+    vicreg_coeffs: tuple[float, float, float] = (25.0, 25.0, 1.0),
+    w2_alpha_max: float = 1.0,
+    w2_alpha_min: float = 1.0,
+    projector_dim: int = 128,
+    projector_hidden_dim: int = 512,
+    augment_cfg: AugmentConfig | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    log_every: int = 10,
+    progress: bool = True,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Pretrain ``encoder`` in place with one objective of ``objectives.OBJECTIVES``.
+
+    Each step draws a batch (reshuffled every epoch, last incomplete batch dropped), makes
+    ``n_views`` augmented views (two for SimCLR / SimCLR + W2 / Barlow Twins / VICReg, one for
+    supervised; by default the SimCLR CIFAR augmentations for the self-supervised objectives and
+    crop + flip for supervised, see :mod:`repaudit.models.augment`), embeds
+    them with the encoder, and minimises the objective's loss over the encoder and the objective's
+    head (projector or linear classifier) with AdamW and a per-step cosine (or constant) LR. The
+    head is discarded afterwards. ``"random"`` is the random-initialisation control: the encoder is
+    returned unchanged with an empty history.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Encoder following the module contract (raw [0, 1] images → (B, num_features)).
+    images : np.ndarray
+        (N, H, W, 3) uint8 training images.
+    labels : np.ndarray, optional
+        (N,) int class ids; required by ``"supervised"``, ignored by the self-supervised objectives.
+    objective : str
+        ``"random"``, ``"supervised"``, ``"simclr"``, ``"simclr_w2"``, ``"barlow_twins"`` (alias
+        ``"barlow"``) or ``"vicreg"``.
+    epochs, batch_size, lr, weight_decay, lr_schedule
+        Optimisation; ``batch_size`` is clamped to N.
+    temperature : float
+        NT-Xent temperature τ (default 0.2, Fang et al. 2024, App. F).
+    barlow_lambda : float
+        Barlow Twins off-diagonal weight λ (default 5e-3, Zbontar et al. 2021).
+    vicreg_coeffs : (float, float, float)
+        VICReg (invariance, variance, covariance) weights (default (25, 25, 1)).
+    w2_alpha_max, w2_alpha_min : float
+        W2 weight, linearly decayed per step from α_max to α_min (``"simclr_w2"`` only).
+    projector_dim, projector_hidden_dim : int
+        Projector output and hidden widths.
+    augment_cfg : AugmentConfig, optional
+        Augmentations (default: ``AugmentConfig()``, the SimCLR CIFAR recipe, for the
+        self-supervised objectives; ``SUPERVISED_AUGMENT``, crop 0.08-1 + flip, for supervised).
+    num_classes : int, optional
+        Classes of the supervised head (default max(label) + 1).
+    seed : int
+        Seeds the head initialisation, the batch order and the augmentations.
+    device : str or torch.device
+        Where to train; the encoder is left on this device.
+    log_every : int
+        Log the loss every ``log_every`` steps (and at the last step).
+    progress : bool
+        Show a tqdm bar on stderr.
+
+    Returns
+    -------
+    encoder : nn.Module
+        The same module, trained, in eval mode.
+    history : pd.DataFrame
+        One row per logged step: ``epoch`` (0-based), ``step`` (0-based global), ``loss``, ``lr``
+        and the objective's loss parts (e.g. ``nt_xent``, ``w2``, ``w2_weight``). Empty (with
+        these base columns) for ``"random"``.
+    """
+    objective = canonical_objective(objective)
+    embed_dim = _check_encoder(encoder)
+    _check_images(images)
+    _check_common(epochs, batch_size, lr, weight_decay, lr_schedule)
+    if log_every < 1:
+        raise ValueError(f"log_every must be >= 1, got {log_every}")
+    n = images.shape[0]
+    if labels is not None:
+        labels = _check_labels(labels, n)
+    if objective == "random":
+        return encoder, pd.DataFrame(columns=["epoch", "step", "loss", "lr"])
+    if objective == "supervised":
+        if labels is None:
+            raise ValueError("objective 'supervised' needs labels")
+        num_classes = _check_num_classes(labels, num_classes)
+
+    dev = torch.device(device)
+    batch_size = min(batch_size, n)
+    steps_per_epoch = n // batch_size
+    total_steps = epochs * steps_per_epoch
+    data = torch.from_numpy(np.ascontiguousarray(images))
+    targets = torch.from_numpy(labels) if labels is not None else None
+    rows: list[dict[str, float]] = []
+
+    with _reproducible(seed, dev):
+        head = build_objective(
+            objective,
+            embed_dim,
+            num_classes=num_classes,
+            temperature=temperature,
+            barlow_lambda=barlow_lambda,
+            vicreg_coeffs=vicreg_coeffs,
+            w2_alpha_max=w2_alpha_max,
+            w2_alpha_min=w2_alpha_min,
+            projector_dim=projector_dim,
+            projector_hidden_dim=projector_hidden_dim,
+        )
+        assert head is not None  # "random" returned above
+        encoder.to(dev).train()
+        head.to(dev).train()
+        params = list(encoder.parameters()) + list(head.parameters())
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        for group in optimizer.param_groups:
+            group["base_lr"] = lr
+        if augment_cfg is None:
+            augment_cfg = SUPERVISED_AUGMENT if objective == "supervised" else AugmentConfig()
+        gen = torch.Generator().manual_seed(seed)
+        step = 0
+        bar = _progress(total_steps, f"pretrain[{objective}]", progress)
+        for epoch in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            for b in range(steps_per_epoch):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                x = _to_float(data[idx], dev)
+                y = targets[idx].to(dev) if targets is not None else None
+                with torch.no_grad():
+                    views = [augment_batch(x, gen, augment_cfg) for _ in range(head.n_views)]
+                _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
+                # One forward over the concatenated views: same BatchNorm statistics as the
+                # SimCLR reference implementation's shared batch.
+                emb = encoder(torch.cat(views, dim=0)).chunk(head.n_views, dim=0)
+                out = head(emb, y, step=step, total_steps=total_steps)
+                loss = out["loss"]
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                # Checked at logged steps only (a host sync): a NaN persists once it appears.
+                if step % log_every == 0 or step == total_steps - 1:
+                    _check_finite(loss, step)
+                    row = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"]}
+                    row.update({k: float(v.detach()) for k, v in out.items()})
+                    rows.append(row)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+                bar.update(1)
+                step += 1
+        bar.close()
+    encoder.eval()
+    history = pd.DataFrame(rows)
+    first = ["epoch", "step", "loss", "lr"]
+    return encoder, history[first + [c for c in history.columns if c not in first]]
+
+
+# --------------------------------------------------------------------------------------------
+# Fine-tuning and evaluation
+# --------------------------------------------------------------------------------------------
+
+
+class EncoderClassifier(nn.Module):
+    """Encoder followed by a linear head: raw [0, 1] images (B, 3, H, W) → logits (B, C)."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.num_features = _check_encoder(encoder)
+        self.num_classes = int(num_classes)
+        self.head = nn.Linear(self.num_features, self.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+def evaluate_classifier(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> tuple[float, dict[int, float], np.ndarray]:
+    """Top-1 accuracy, per-class recall and predictions of an image classifier (eval mode).
+
+    Returns
+    -------
+    accuracy : float
+        Fraction of correctly classified images.
+    per_class_recall : dict[int, float]
+        For each class present in ``labels``: the fraction of its images predicted as it.
+    predictions : np.ndarray
+        (N,) int64 argmax predictions.
+    """
+    _check_images(images, min_n=1)
+    labels = _check_labels(labels, images.shape[0])
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    logits = _forward_batched(model, images, batch_size, torch.device(device))
+    pred = logits.argmax(dim=1).numpy().astype(np.int64)
+    return float(np.mean(pred == labels)), _per_class_recall(labels, pred), pred
+
+
+def _val_metrics(
+    model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, dev: torch.device
+) -> tuple[float, float]:
+    logits = _forward_batched(model, images, batch_size, dev)
+    y = torch.from_numpy(labels)
+    loss = float(F.cross_entropy(logits, y))
+    return loss, float((logits.argmax(1) == y).float().mean())
+
+
+def finetune(
+    encoder: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-4,
+    head_lr: float | None = None,
+    weight_decay: float = 0.05,
+    lr_schedule: str = "cosine",
+    val_fraction: float = 0.1,
+    select: str = "best",
+    augment: bool = True,
+    augment_cfg: AugmentConfig | None = None,
+    label_smoothing: float = 0.0,
+    head_init: nn.Linear | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> tuple[EncoderClassifier, pd.DataFrame]:
+    """Full fine-tuning of a copy of ``encoder`` with a new linear head (every parameter trained).
+
+    A stratified validation split (``val_fraction`` of each class, seeded) is carved out of the
+    given training images; the rest is trained on with softmax cross-entropy, AdamW (encoder
+    ``lr``, head ``head_lr``) and a per-step cosine or constant LR. With ``select="best"`` the
+    returned weights are those of the epoch with the highest validation accuracy (ties: lower
+    validation loss, then the earlier epoch); with ``select="last"`` (or ``val_fraction=0``)
+    those of the last epoch.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        Pretrained encoder (module contract); it is deep-copied, the argument is not modified.
+    images, labels : np.ndarray
+        (N, H, W, 3) uint8 training images and (N,) int labels (the caller's train split).
+    num_classes : int, optional
+        Number of classes (default max(label) + 1).
+    epochs, batch_size, lr, weight_decay, lr_schedule
+        Optimisation (``batch_size`` clamped to the training-set size).
+    head_lr : float, optional
+        LR of the new head (default ``lr``).
+    val_fraction : float
+        Fraction of each class held out for validation, in [0, 1).
+    select : str
+        ``"best"`` (best validation accuracy) or ``"last"``.
+    augment : bool
+        Augment training batches (default crop scale 0.5-1 + flip, ``FINETUNE_AUGMENT``).
+    augment_cfg : AugmentConfig, optional
+        Overrides the fine-tuning augmentation.
+    label_smoothing : float
+        Cross-entropy label smoothing.
+    head_init : nn.Linear, optional
+        Initial head weights (e.g. a linear probe, for LP-FT); default a fresh seeded Linear.
+    seed : int
+        Seeds the split, head initialisation, batch order and augmentations.
+    device : str or torch.device
+        Where to train; the classifier is left on this device.
+    progress : bool
+        Show a tqdm bar on stderr.
+
+    Returns
+    -------
+    classifier : EncoderClassifier
+        ``.encoder`` (fine-tuned copy) and ``.head`` (nn.Linear), in eval mode.
+    history : pd.DataFrame
+        One row per epoch: ``epoch``, ``train_loss``, ``train_accuracy`` (running, augmented, train
+        mode), ``val_loss``, ``val_accuracy`` (NaN without a validation split), ``lr`` (at the
+        epoch's last step), ``selected`` (True for the returned epoch).
+    """
+    _check_encoder(encoder)
+    _check_images(images)
+    labels = _check_labels(labels, images.shape[0])
+    num_classes = _check_num_classes(labels, num_classes)
+    _check_common(epochs, batch_size, lr, weight_decay, lr_schedule)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if select not in ("best", "last"):
+        raise ValueError(f"select must be 'best' or 'last', got {select!r}")
+    if head_lr is not None and not head_lr > 0:
+        raise ValueError(f"head_lr must be > 0, got {head_lr}")
+    if head_init is not None and (
+        head_init.in_features != encoder.num_features or head_init.out_features != num_classes
+    ):
+        raise ValueError(
+            f"head_init must be Linear({encoder.num_features}, {num_classes}), got "
+            f"Linear({head_init.in_features}, {head_init.out_features})"
+        )
+    dev = torch.device(device)
+    cfg = (augment_cfg or FINETUNE_AUGMENT) if augment else None
+
+    if val_fraction > 0:
+        val_mask = _stratified_holdout(labels, val_fraction, seed)
+    else:
+        val_mask = np.zeros(labels.shape[0], dtype=bool)
+    tr_images, tr_labels = images[~val_mask], labels[~val_mask]
+    va_images, va_labels = images[val_mask], labels[val_mask]
+    has_val = va_labels.size > 0
+    n = tr_labels.size
+    if n < 2:
+        raise ValueError(f"only {n} training image(s) left after the validation split")
+    batch_size = min(batch_size, n)
+    steps_per_epoch = n // batch_size
+    total_steps = epochs * steps_per_epoch
+    data = torch.from_numpy(np.ascontiguousarray(tr_images))
+    targets = torch.from_numpy(tr_labels)
+
+    rows = []
+    with _reproducible(seed, dev):
+        model = EncoderClassifier(copy.deepcopy(encoder), num_classes)
+        if head_init is not None:
+            model.head.load_state_dict(head_init.state_dict())
+        model.to(dev)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": list(model.encoder.parameters()), "base_lr": lr},
+                {"params": list(model.head.parameters()), "base_lr": head_lr or lr},
+            ],
+            lr=lr,
+            weight_decay=weight_decay,
+        )
+        gen = torch.Generator().manual_seed(seed)
+        best_key: tuple[float, float] | None = None
+        best_state: dict[str, torch.Tensor] | None = None
+        best_epoch = epochs - 1
+        step = 0
+        bar = _progress(total_steps, "finetune", progress)
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(n, generator=gen)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+            correct = torch.zeros((), dtype=torch.int64, device=dev)
+            for b in range(steps_per_epoch):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                x = _to_float(data[idx], dev)
+                y = targets[idx].to(dev)
+                if cfg is not None:
+                    with torch.no_grad():
+                        x = augment_batch(x, gen, cfg)
+                _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().double() * y.shape[0]
+                correct += (logits.detach().argmax(1) == y).sum()
+                bar.update(1)
+                step += 1
+            seen = steps_per_epoch * batch_size
+            _check_finite(loss_sum, step - 1)
+            row = {
+                "epoch": epoch,
+                "train_loss": float(loss_sum) / seen,
+                "train_accuracy": float(correct) / seen,
+                "val_loss": math.nan,
+                "val_accuracy": math.nan,
+                "lr": optimizer.param_groups[0]["lr"],
+            }
+            if has_val:
+                row["val_loss"], row["val_accuracy"] = _val_metrics(
+                    model, va_images, va_labels, max(batch_size, 256), dev
+                )
+                key = (row["val_accuracy"], -row["val_loss"])
+                if select == "best" and (best_key is None or key > best_key):
+                    best_key, best_epoch = key, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            rows.append(row)
+            bar.set_postfix(
+                loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}", refresh=False
+            )
+        bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame(rows)
+    history["selected"] = history["epoch"] == best_epoch
+    return model, history
+
+
+# --------------------------------------------------------------------------------------------
+# Linear probe and embedding
+# --------------------------------------------------------------------------------------------
+
+
+def _fit_softmax_regression(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimise mean CE + (λ/2)||W||²_F (bias unpenalised) by full-batch L-BFGS from zero."""
+    w = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-10,
+        tolerance_change=1e-14,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(x @ w.T + b, y) + 0.5 * weight_decay * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach(), b.detach()
+
+
+def linear_probe(
+    train_X: np.ndarray,
+    train_y: np.ndarray,
+    test_X: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    num_classes: int | None = None,
+    weight_decay: float | Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1),
+    standardize: bool = True,
+    max_iter: int = 500,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Linear, dict]:
+    """Linear probe on frozen embeddings: multinomial logistic regression by full-batch L-BFGS.
+
+    Features are standardised with the training mean and standard deviation (if ``standardize``;
+    zero-variance features get σ = 1), then W, b minimise
+
+        1/N Σ_i -log softmax(W x̃_i + b)[y_i] + (λ/2) ||W||²_F
+
+    in float64 by L-BFGS (strong-Wolfe line search, ``max_iter`` iterations, zero start: no
+    randomness in the fit). With a grid of λ, each value is fitted on a stratified
+    (1 - val_fraction) part of the training set (seeded) and scored on the rest (accuracy, ties
+    broken by lower log-loss, then larger λ); the chosen λ is refitted on the whole training set.
+    The scaler is folded into the returned layer, W' = W / σ and b' = b - W' μ, so the probe acts
+    on raw embeddings: it is the "pretrained" classification head of Tětková et al.'s Euclidean
+    convexity (convexity spec §1.2, step 4).
+
+    Parameters
+    ----------
+    train_X, test_X : np.ndarray
+        (n, D) embeddings.
+    train_y, test_y : np.ndarray
+        (n,) int labels.
+    num_classes : int, optional
+        Output classes (default max label + 1 over train and test).
+    weight_decay : float or sequence of float
+        λ, or a grid to select from on a validation split.
+    standardize : bool
+        Standardise features before fitting (folded back afterwards).
+    max_iter : int
+        L-BFGS iterations.
+    val_fraction : float
+        Held-out fraction per class for grid selection.
+    seed : int
+        Seeds the validation split (the only random choice).
+    device : str or torch.device
+        Where to fit.
+
+    Returns
+    -------
+    probe : nn.Linear
+        float32 Linear(D, num_classes) on raw embeddings, on the CPU.
+    metrics : dict
+        ``accuracy`` and ``per_class_recall`` (dict class → recall) on the test set,
+        ``train_accuracy``, ``weight_decay`` (chosen λ) and ``val_accuracy`` (dict λ → validation
+        accuracy; empty for a fixed λ).
+    """
+    train_X = _check_features(train_X, "train_X")
+    test_X = _check_features(test_X, "test_X")
+    if train_X.shape[1] != test_X.shape[1]:
+        raise ValueError(f"train_X has {train_X.shape[1]} features but test_X {test_X.shape[1]}")
+    train_y = _check_labels(train_y, train_X.shape[0], "train_y")
+    test_y = _check_labels(test_y, test_X.shape[0], "test_y")
+    num_classes = _check_num_classes(np.concatenate([train_y, test_y]), num_classes)
+    grid = [float(weight_decay)] if np.isscalar(weight_decay) else [float(v) for v in weight_decay]
+    if not grid or min(grid) < 0:
+        raise ValueError(f"weight_decay must be >= 0 (or a non-empty grid of such), got {grid}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if len(grid) > 1 and not 0.0 < val_fraction < 1.0:
+        raise ValueError(
+            f"val_fraction must be in (0, 1) to select from a grid, got {val_fraction}"
+        )
+    dev = torch.device(device)
+
+    x_all = torch.as_tensor(train_X, dtype=torch.float64, device=dev)
+    y_all = torch.as_tensor(train_y, device=dev)
+    if standardize:
+        mu = x_all.mean(dim=0)
+        sd = x_all.std(dim=0, unbiased=False)
+        sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+    else:
+        mu = torch.zeros(x_all.shape[1], dtype=torch.float64, device=dev)
+        sd = torch.ones_like(mu)
+    xs = (x_all - mu) / sd
+
+    val_acc: dict[float, float] = {}
+    chosen = grid[0]
+    if len(grid) > 1:
+        val_mask = torch.as_tensor(_stratified_holdout(train_y, val_fraction, seed), device=dev)
+        best = None
+        for lam in grid:
+            w, b = _fit_softmax_regression(
+                xs[~val_mask], y_all[~val_mask], num_classes, lam, max_iter
+            )
+            logits = xs[val_mask] @ w.T + b
+            acc = float((logits.argmax(1) == y_all[val_mask]).double().mean())
+            nll = float(F.cross_entropy(logits, y_all[val_mask]))
+            val_acc[lam] = acc
+            key = (acc, -nll, lam)
+            if best is None or key > best:
+                best, chosen = key, lam
+    w, b = _fit_softmax_regression(xs, y_all, num_classes, chosen, max_iter)
+
+    # Fold the scaler: W x̃ + b = (W/σ) x + (b - (W/σ) μ).
+    w_raw = w / sd
+    b_raw = b - w_raw @ mu
+    probe = nn.Linear(train_X.shape[1], num_classes)
+    with torch.no_grad():
+        probe.weight.copy_(w_raw.float().cpu())
+        probe.bias.copy_(b_raw.float().cpu())
+
+    with torch.no_grad():
+        train_pred = (xs @ w.T + b).argmax(1).cpu().numpy()
+        x_test = (torch.as_tensor(test_X, dtype=torch.float64, device=dev) - mu) / sd
+        test_pred = (x_test @ w.T + b).argmax(1).cpu().numpy()
+    metrics = {
+        "accuracy": float(np.mean(test_pred == test_y)),
+        "per_class_recall": _per_class_recall(test_y, test_pred),
+        "train_accuracy": float(np.mean(train_pred == train_y)),
+        "weight_decay": chosen,
+        "val_accuracy": val_acc,
+    }
+    return probe, metrics
+
+
+def embed(
+    encoder: nn.Module,
+    images: np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Pooled embeddings (N, num_features) float32 of uint8 images, in eval / inference mode.
+
+    The encoder's train/eval mode is restored afterwards.
+    """
+    _check_encoder(encoder)
+    _check_images(images, min_n=1)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return _forward_batched(encoder, images, batch_size, torch.device(device)).numpy()

@@ -1,0 +1,102 @@
+"""Stage-level jobs of the encoder zoo: pretrain, fine-tune, probe; checkpoints and tables.
+
+The workflow scripts call one function each; these glue the factory, the training loops and
+the tidy tables together so the scripts stay plumbing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from repaudit.data import ImageDataset
+from repaudit.io import library_versions
+from repaudit.models import training
+from repaudit.models.factory import ModelSpec, build_encoder, load_encoder, state_dict_sha256
+
+
+def _as_random(spec: ModelSpec) -> ModelSpec:
+    return ModelSpec(**{**spec.as_dict(), "weights": "random"})
+
+
+def _payload(encoder, spec: ModelSpec, head=None, **provenance) -> dict:
+    return {
+        "state_dict": encoder.backbone.state_dict(),
+        "head": None if head is None else {k: v.detach() for k, v in head.state_dict().items()},
+        "spec": spec.as_dict(),
+        "provenance": {
+            "weights_sha256": state_dict_sha256(encoder.backbone),
+            "versions": library_versions(),
+            **provenance,
+        },
+    }
+
+
+def classification_table(
+    prefix: str, accuracy: float, recall: dict[int, float], class_names: list[str]
+) -> pd.DataFrame:
+    """Tidy rows ``{prefix}_test_accuracy`` and one ``{prefix}_class_recall`` per class."""
+    rows = [{"metric": f"{prefix}_test_accuracy", "class": "all", "value": accuracy}]
+    rows += [
+        {"metric": f"{prefix}_class_recall", "class": class_names[c], "value": r}
+        for c, r in sorted(recall.items())
+    ]
+    return pd.DataFrame(rows).assign(layer="final", variant="")
+
+
+def pretrain_zoo(
+    spec: ModelSpec, data: ImageDataset, params: dict, *, seed: int, device: str
+) -> tuple[dict, pd.DataFrame]:
+    """Pretrain a zoo encoder on the train split of ``data`` with ``spec.objective``.
+
+    Every architecture starts from the same seeded initialisation, so encoders of one
+    architecture differ only by their objective (``random`` is that initialisation untouched).
+    """
+    encoder = build_encoder(_as_random(spec), seed=seed)
+    train = data.split == "train"
+    params = {k: v for k, v in params.items() if k != "dataset"}
+    encoder, history = training.pretrain(
+        encoder, data.images[train], data.labels[train], spec.objective,
+        num_classes=len(data.class_names), seed=seed, device=device, **params,
+    )  # fmt: skip
+    payload = _payload(encoder.cpu(), spec, objective=spec.objective, seed=seed, train=params)
+    return payload, history
+
+
+def finetune_stage(
+    spec: ModelSpec, weights: str | None, data: ImageDataset, params: dict, *, seed, device
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Fully fine-tune an encoder with a new head on the train split; test on the test split."""
+    encoder, _ = load_encoder(spec, weights, seed=seed)
+    train, test = data.split == "train", data.split == "test"
+    params = {k: v for k, v in params.items() if k != "datasets"}
+    model, history = training.finetune(
+        encoder, data.images[train], data.labels[train], len(data.class_names),
+        seed=seed, device=device, **params,
+    )  # fmt: skip
+    model = model.cpu().eval()
+    accuracy, recall, _ = training.evaluate_classifier(model, data.images[test], data.labels[test])
+    table = classification_table("finetune", accuracy, recall, data.class_names)
+    payload = _payload(model.encoder, spec, model.head, seed=seed, train=params, base=weights)
+    return payload, history, table
+
+
+def probe_stage(
+    features: dict[str, np.ndarray],
+    labels: np.ndarray,
+    split: np.ndarray,
+    class_names: list[str],
+    params: dict,
+    *,
+    seed: int,
+) -> tuple[dict, pd.DataFrame]:
+    """Linear probe on the frozen final embedding (the papers' "pretrained" classifier)."""
+    x = features["final"]
+    train, test = split == "train", split == "test"
+    probe, metrics = training.linear_probe(
+        x[train], labels[train], x[test], labels[test],
+        num_classes=len(class_names), seed=seed, **params,
+    )  # fmt: skip
+    table = classification_table("probe", metrics["accuracy"], metrics["per_class_recall"], class_names)
+    head = {k: v.detach().float() for k, v in probe.state_dict().items()}
+    return {"head": head, "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)}}, table

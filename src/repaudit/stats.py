@@ -1,0 +1,733 @@
+"""Statistics layer: effect sizes with confidence intervals, p-values and multiplicity control.
+
+Every helper takes plain arrays (or pandas objects) and returns a :class:`StatResult` with an
+``estimate``, a confidence interval (``ci_low``, ``ci_high``), a p-value ``p``, the sample size
+``n`` and helper-specific ``extras``. Inputs that cannot support the statistic (too few
+observations, NaN/Inf, constant vectors, collinear designs) raise :class:`ValueError` naming the
+minimum or the problem. Stochastic helpers (bootstrap, permutation) take ``seed`` and are
+bit-identical for the same seed.
+
+Statistics follow the pipeline spec (specs/binding_quality.md §1.6 and
+specs/convexity_uniformity.md §1.7): Pearson r with a Fisher-z interval, Spearman ρ with a
+percentile bootstrap interval, permutation p-values, Holm correction, OLS with HC3 standard
+errors and a nested F-test for a block of predictors, partial correlations, paired and
+two-sample differences, and a random-intercept mixed model (statsmodels MixedLM) for
+observations nested in models.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+__all__ = [
+    "OLSResult",
+    "StatResult",
+    "bootstrap_mean",
+    "fisher_z_ci",
+    "holm",
+    "mixed_slope",
+    "nested_f_test",
+    "ols_hc3",
+    "paired_difference",
+    "partial_correlation",
+    "pearson",
+    "permutation_pvalue",
+    "spearman",
+    "spearman_rho",
+    "welch_difference",
+]
+
+# Rows of a bootstrap / permutation matrix processed at once (bounds memory to ~16 MB per array).
+_CHUNK_ELEMENTS = 2_000_000
+
+
+@dataclass(frozen=True)
+class StatResult:
+    """Result of one statistical helper.
+
+    Attributes
+    ----------
+    estimate, ci_low, ci_high, p : float
+        Effect size, its confidence interval and the p-value (NaN where undefined).
+    n : int
+        Number of observations (independent units) that entered the statistic.
+    method : str
+        Short description of the estimator, interval and test.
+    extras : dict
+        Helper-specific numbers (e.g. ``df``, ``t``, ``wilcoxon_p``, ``n_groups``).
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p: float
+    n: int
+    method: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat dict: the core fields followed by the extras."""
+        core = {
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p": self.p,
+            "n": self.n,
+            "method": self.method,
+        }
+        return {**core, **self.extras}
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def _vector(x, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf; drop incomplete units before testing.")
+    return arr
+
+
+def _pair(x, y, min_n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _vector(x, "x"), _vector(y, "y")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same length; got {x.size} and {y.size}.")
+    if x.size < min_n:
+        raise ValueError(f"{what} needs at least {min_n} paired observations; got {x.size}.")
+    for arr, name in ((x, "x"), (y, "y")):
+        if np.ptp(arr) == 0:
+            raise ValueError(f"{name} is constant; {what} is undefined for constant input.")
+    return x, y
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence}.")
+    return float(confidence)
+
+
+def _check_count(value: int, name: str, minimum: int) -> int:
+    if int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.")
+    return int(value)
+
+
+def _design(X, name: str, n: int) -> tuple[np.ndarray, list[str]]:
+    """Numeric design matrix (n, k) and column names; categorical columns become dummies."""
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        numeric = X.select_dtypes(include=[np.number, "boolean", bool])
+        categorical = X.drop(columns=numeric.columns)
+        parts = [numeric.astype(np.float64)]
+        if categorical.shape[1]:
+            dummies = pd.get_dummies(categorical.astype(str), drop_first=True, dtype=np.float64)
+            parts.append(dummies)
+        frame = pd.concat(parts, axis=1)
+        names = [str(c) for c in frame.columns]
+        arr = frame.to_numpy(dtype=np.float64)
+    else:
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        names = [f"{name}{j}" for j in range(arr.shape[1])]
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have {n} rows (one per observation); got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf; drop incomplete units before testing.")
+    return arr, names
+
+
+def _add_intercept(arr: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones(arr.shape[0]), arr])
+
+
+def _check_full_rank(X: np.ndarray, what: str) -> None:
+    rank = np.linalg.matrix_rank(X)
+    if rank < X.shape[1]:
+        raise ValueError(
+            f"{what} is rank deficient (rank {rank} < {X.shape[1]} columns): a predictor is "
+            "constant or collinear with others; drop it or collect more units."
+        )
+
+
+# ----------------------------------------------------------------------------- correlations
+
+
+def fisher_z_ci(r: float, n: int, confidence: float = 0.95, n_covariates: int = 0):
+    """Fisher-z confidence interval of a (partial) Pearson correlation.
+
+    z = artanh(r) is approximately normal with standard error 1/√(n − 3 − k) for a partial
+    correlation controlling for k covariates (Fisher 1924); the interval is
+    tanh(z ± z_{1−α/2} · se).
+
+    Returns
+    -------
+    (ci_low, ci_high) as floats.
+    """
+    confidence = _check_confidence(confidence)
+    dof = n - 3 - n_covariates
+    if dof < 1:
+        raise ValueError(
+            f"the Fisher-z interval needs n - 3 - k >= 1; got n={n}, k={n_covariates}."
+        )
+    # Clip so that |r| = 1 gives a degenerate interval at ±1 instead of inf arithmetic.
+    z = np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15))
+    half = sps.norm.ppf(0.5 + confidence / 2) / np.sqrt(dof)
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
+
+
+def pearson(x, y, *, confidence: float = 0.95) -> StatResult:
+    """Pearson correlation with a Fisher-z confidence interval.
+
+    r = Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²); p from t = r√(n−2)/√(1−r²) with n − 2 degrees of
+    freedom (two-sided); CI from :func:`fisher_z_ci`. This is the statistic of Chung & Kim
+    (arXiv:2602.03282, §1.6 of the pipeline spec). Needs n ≥ 4.
+    """
+    x, y = _pair(x, y, 4, "pearson")
+    res = sps.pearsonr(x, y)
+    r = float(res.statistic)
+    lo, hi = fisher_z_ci(r, x.size, confidence)
+    return StatResult(r, lo, hi, float(res.pvalue), int(x.size), "pearson r, Fisher-z CI, t-test p")
+
+
+def _rank_rows(a: np.ndarray) -> np.ndarray:
+    return sps.rankdata(a, axis=-1, method="average")
+
+
+def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of matching rows of a and b; NaN for constant rows."""
+    ac = a - a.mean(axis=-1, keepdims=True)
+    bc = b - b.mean(axis=-1, keepdims=True)
+    den = np.sqrt(np.sum(ac * ac, axis=-1) * np.sum(bc * bc, axis=-1))
+    num = np.sum(ac * bc, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    # Near-zero denominators are rounding noise of constant rows.
+    out[den <= 1e-12 * np.maximum(1.0, np.abs(num))] = np.nan
+    return np.clip(out, -1.0, 1.0)
+
+
+def spearman(x, y, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> StatResult:
+    """Spearman rank correlation with a percentile bootstrap confidence interval.
+
+    ρ = Pearson r of the average ranks of x and y; p from scipy's t approximation (two-sided).
+    The CI resamples (x, y) pairs with replacement ``n_boot`` times and takes the
+    (α/2, 1−α/2) percentiles of the resampled ρ; resamples in which x or y is constant are
+    discarded (``extras['n_boot_valid']``). Needs n ≥ 4.
+    """
+    x, y = _pair(x, y, 4, "spearman")
+    n_boot = _check_count(n_boot, "n_boot", 100)
+    confidence = _check_confidence(confidence)
+    res = sps.spearmanr(x, y)
+    rho = float(res.statistic)
+    rng = np.random.default_rng(seed)
+    n = x.size
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    boots = []
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        boots.append(_row_corr(_rank_rows(x[idx]), _rank_rows(y[idx])))
+    boot = np.concatenate(boots)
+    boot = boot[np.isfinite(boot)]
+    if boot.size < 0.5 * n_boot:
+        raise ValueError(
+            f"only {boot.size} of {n_boot} bootstrap resamples had non-constant x and y; "
+            "collect more units (or fewer ties) for a Spearman interval."
+        )
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return StatResult(
+        rho,
+        float(lo),
+        float(hi),
+        float(res.pvalue),
+        int(n),
+        "spearman rho, percentile bootstrap CI, t-approximation p",
+        {"n_boot": n_boot, "n_boot_valid": int(boot.size)},
+    )
+
+
+def spearman_rho(x, y) -> float:
+    """Spearman ρ only (Pearson r of average ranks), for per-unit summaries. Needs n ≥ 3."""
+    x, y = _pair(x, y, 3, "spearman_rho")
+    return float(_row_corr(_rank_rows(x)[None, :], _rank_rows(y)[None, :])[0])
+
+
+def permutation_pvalue(
+    x, y, *, method: str = "pearson", n_perm: int = 10_000, seed: int = 0
+) -> StatResult:
+    """Two-sided permutation p-value of a Pearson or Spearman correlation.
+
+    y is permuted ``n_perm`` times (x fixed); p = (1 + #{|r_perm| ≥ |r_obs|}) / (1 + n_perm),
+    which is never 0 and is a valid p-value for any ``n_perm`` (Phipson & Smyth 2010).
+    Spearman is the Pearson correlation of average ranks, so ranks are computed once. The CI
+    fields are NaN (a permutation test gives no interval). Needs n ≥ 4.
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman'; got {method!r}.")
+    x, y = _pair(x, y, 4, "permutation_pvalue")
+    n_perm = _check_count(n_perm, "n_perm", 1)
+    if method == "spearman":
+        x, y = _rank_rows(x), _rank_rows(y)
+    r_obs = float(_row_corr(x[None, :], y[None, :])[0])
+    rng = np.random.default_rng(seed)
+    n = x.size
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    count = 0
+    # A relative tolerance keeps permutations that reproduce r_obs up to rounding in the count.
+    threshold = abs(r_obs) - 1e-12
+    for start in range(0, n_perm, chunk):
+        rows = min(chunk, n_perm - start)
+        perm = rng.permuted(np.broadcast_to(y, (rows, n)), axis=1)
+        r = _row_corr(np.broadcast_to(x, (rows, n)), perm)
+        count += int(np.sum(np.abs(r) >= threshold))
+    p = (count + 1) / (n_perm + 1)
+    return StatResult(
+        r_obs,
+        float("nan"),
+        float("nan"),
+        float(p),
+        int(n),
+        f"{method} r, two-sided permutation p",
+        {"n_perm": n_perm},
+    )
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values controlling the family-wise error rate.
+
+    With the m finite p-values sorted ascending, p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j)).
+    NaN entries (tests that could not be run) are passed through and do not count towards m.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"pvalues must be one-dimensional; got shape {p.shape}.")
+    valid = ~np.isnan(p)
+    if np.any((p[valid] < 0) | (p[valid] > 1)):
+        raise ValueError("pvalues must lie in [0, 1].")
+    out = np.full(p.shape, np.nan)
+    pv = p[valid]
+    m = pv.size
+    if m == 0:
+        return out
+    order = np.argsort(pv, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * pv[order]))
+    res = np.empty(m)
+    res[order] = adjusted
+    out[valid] = res
+    return out
+
+
+def partial_correlation(x, y, covariates, *, confidence: float = 0.95) -> StatResult:
+    """Partial Pearson correlation of x and y controlling for covariates.
+
+    x and y are residualised on [1, Z] by least squares (categorical columns of a DataFrame
+    become drop-first dummies), then r = corr(e_x, e_y). With k covariate columns,
+    t = r √(n−2−k) / √(1−r²) on n − 2 − k degrees of freedom (identical to the t-test of x's
+    coefficient in the OLS of y on [1, x, Z]); the CI is Fisher-z with se = 1/√(n−3−k).
+    Needs n ≥ k + 4.
+    """
+    x, y = _pair(x, y, 4, "partial_correlation")
+    n = x.size
+    Z, _ = _design(covariates, "covariates", n)
+    k = Z.shape[1]
+    if n < k + 4:
+        raise ValueError(
+            f"partial_correlation with {k} covariate columns needs at least {k + 4} "
+            f"observations; got {n}."
+        )
+    Zi = _add_intercept(Z)
+    _check_full_rank(Zi, "the covariate matrix [1, Z]")
+    coef_x, *_ = np.linalg.lstsq(Zi, x, rcond=None)
+    coef_y, *_ = np.linalg.lstsq(Zi, y, rcond=None)
+    ex, ey = x - Zi @ coef_x, y - Zi @ coef_y
+    scale = max(np.abs(x).max(), np.abs(y).max(), 1.0)
+    if np.ptp(ex) <= 1e-12 * scale or np.ptp(ey) <= 1e-12 * scale:
+        raise ValueError("x or y is fully explained by the covariates; the partial r is undefined.")
+    r = float(_row_corr(ex[None, :], ey[None, :])[0])
+    dof = n - 2 - k
+    t = r * np.sqrt(dof / max(1.0 - r * r, 1e-300))
+    p = float(2 * sps.t.sf(abs(t), dof))
+    lo, hi = fisher_z_ci(r, n, confidence, n_covariates=k)
+    return StatResult(
+        r,
+        lo,
+        hi,
+        p,
+        int(n),
+        "partial pearson r, Fisher-z CI, t-test p",
+        {"df": dof, "t": float(t), "n_covariates": k},
+    )
+
+
+# ----------------------------------------------------------------------------- differences
+
+
+def _t_interval(mean: float, se: float, dof: float, confidence: float):
+    half = sps.t.ppf(0.5 + confidence / 2, dof) * se
+    return float(mean - half), float(mean + half)
+
+
+def paired_difference(a, b, *, confidence: float = 0.95) -> StatResult:
+    """Paired difference d = a − b: mean with a t interval, paired t-test and Wilcoxon p.
+
+    b may be a scalar (one-sample test against a reference such as a chance level). The
+    estimate is d̄; CI = d̄ ± t_{n−1, 1−α/2} s_d/√n; ``p`` is the two-sided paired t-test
+    (scipy ``ttest_rel``); ``extras['wilcoxon_p']`` is the two-sided Wilcoxon signed-rank p
+    (zero differences dropped; NaN if all differences are zero). Needs n ≥ 2 pairs whose
+    differences are not all equal.
+    """
+    confidence = _check_confidence(confidence)
+    a = _vector(a, "a")
+    if np.ndim(b) == 0:
+        b = np.full(a.shape, float(b))
+    b = _vector(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same length; got {a.size} and {b.size}.")
+    n = a.size
+    if n < 2:
+        raise ValueError(f"paired_difference needs at least 2 pairs; got {n}.")
+    d = a - b
+    if np.ptp(d) == 0:
+        raise ValueError(
+            "all paired differences are equal (constant input); the t-test is undefined."
+        )
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1))
+    se = sd / np.sqrt(n)
+    lo, hi = _t_interval(mean, se, n - 1, confidence)
+    t = mean / se
+    p = float(2 * sps.t.sf(abs(t), n - 1))
+    nonzero = d[d != 0]
+    wilcoxon_p = float(sps.wilcoxon(nonzero).pvalue) if nonzero.size else float("nan")
+    return StatResult(
+        mean,
+        lo,
+        hi,
+        p,
+        int(n),
+        "mean paired difference a-b, t CI, paired t-test p",
+        {
+            "t": float(t),
+            "df": n - 1,
+            "sd": sd,
+            "mean_a": float(a.mean()),
+            "mean_b": float(b.mean()),
+            "wilcoxon_p": wilcoxon_p,
+            "n_positive": int(np.sum(d > 0)),
+            "n_negative": int(np.sum(d < 0)),
+        },
+    )
+
+
+def bootstrap_mean(
+    x, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> StatResult:
+    """Mean of per-unit summaries with a percentile bootstrap CI and a Wilcoxon p against 0.
+
+    For summaries such as per-model Spearman ρ of a depth trend, which may all be equal
+    (e.g. every model perfectly monotone) where a t-test is undefined: the CI takes the
+    (α/2, 1−α/2) percentiles of the means of ``n_boot`` resamples (with replacement); ``p``
+    is the two-sided Wilcoxon signed-rank test of the non-zero values (NaN if all are zero).
+    Needs n ≥ 3.
+    """
+    confidence = _check_confidence(confidence)
+    n_boot = _check_count(n_boot, "n_boot", 100)
+    x = _vector(x, "x")
+    n = x.size
+    if n < 3:
+        raise ValueError(f"bootstrap_mean needs at least 3 values; got {n}.")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_ELEMENTS // n)
+    means = np.concatenate(
+        [
+            x[rng.integers(0, n, size=(min(chunk, n_boot - start), n))].mean(axis=1)
+            for start in range(0, n_boot, chunk)
+        ]
+    )
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    nonzero = x[x != 0]
+    p = float(sps.wilcoxon(nonzero).pvalue) if nonzero.size else float("nan")
+    return StatResult(
+        float(x.mean()),
+        float(lo),
+        float(hi),
+        p,
+        int(n),
+        "mean, percentile bootstrap CI, Wilcoxon signed-rank p",
+        {"n_boot": n_boot, "n_positive": int(np.sum(x > 0)), "n_negative": int(np.sum(x < 0))},
+    )
+
+
+def welch_difference(a, b, *, confidence: float = 0.95) -> StatResult:
+    """Difference of two independent group means, mean(a) − mean(b), with Welch's t.
+
+    se = √(s_a²/n_a + s_b²/n_b) with Welch–Satterthwaite degrees of freedom
+    ν = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1)); CI = diff ± t_{ν} se; p two-sided
+    (scipy ``ttest_ind(equal_var=False)``). ``extras['mannwhitney_p']`` is the two-sided
+    Mann–Whitney U p. Needs ≥ 2 observations per group and non-zero pooled spread.
+    """
+    confidence = _check_confidence(confidence)
+    a, b = _vector(a, "a"), _vector(b, "b")
+    if a.size < 2 or b.size < 2:
+        raise ValueError(
+            f"welch_difference needs at least 2 observations per group; got {a.size} and {b.size}."
+        )
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if va + vb == 0:
+        raise ValueError("both groups are constant; the Welch t-test is undefined.")
+    diff = float(a.mean() - b.mean())
+    se = float(np.sqrt(va + vb))
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    lo, hi = _t_interval(diff, se, dof, confidence)
+    t = diff / se
+    p = float(2 * sps.t.sf(abs(t), dof))
+    return StatResult(
+        diff,
+        lo,
+        hi,
+        p,
+        int(a.size + b.size),
+        "difference of means a-b, Welch t CI and p",
+        {
+            "t": float(t),
+            "df": float(dof),
+            "n_a": int(a.size),
+            "n_b": int(b.size),
+            "mean_a": float(a.mean()),
+            "mean_b": float(b.mean()),
+            "mannwhitney_p": float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue),
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+@dataclass(frozen=True)
+class OLSResult:
+    """OLS fit with heteroskedasticity-consistent (HC3) standard errors.
+
+    Attributes
+    ----------
+    coefficients : pandas.DataFrame
+        One row per term (``const`` first): ``term``, ``coef``, ``se``, ``t``, ``p``,
+        ``ci_low``, ``ci_high`` (HC3 covariance; t distribution with n − k df).
+    r2, adj_r2 : float
+        Coefficient of determination and its adjusted version 1 − (1−R²)(n−1)/(n−k).
+    rss : float
+        Residual sum of squares.
+    n, df_resid : int
+        Observations and residual degrees of freedom n − k.
+    cov_hc3 : numpy.ndarray
+        HC3 covariance of the coefficients (k, k).
+    """
+
+    coefficients: pd.DataFrame
+    r2: float
+    adj_r2: float
+    rss: float
+    n: int
+    df_resid: int
+    cov_hc3: np.ndarray
+
+
+def _ols_fit(y: np.ndarray, X: np.ndarray):
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    return coef, resid
+
+
+def ols_hc3(y, X, *, confidence: float = 0.95) -> OLSResult:
+    """Ordinary least squares of y on [1, X] with HC3 robust standard errors.
+
+    β̂ = (XᵀX)⁻¹Xᵀy; HC3 covariance (MacKinnon & White 1985)
+    V = (XᵀX)⁻¹ Xᵀ diag(e_i² / (1 − h_ii)²) X (XᵀX)⁻¹ with h_ii the leverages. t statistics
+    and intervals use n − k degrees of freedom (equal to statsmodels
+    ``OLS(...).fit(cov_type="HC3", use_t=True)``). X may be a DataFrame (categorical columns
+    become drop-first dummies). Needs n ≥ k + 2 with k the number of columns including the
+    intercept, and a full-rank design.
+    """
+    confidence = _check_confidence(confidence)
+    y = _vector(y, "y")
+    n = y.size
+    Xa, names = _design(X, "X", n)
+    Xi = _add_intercept(Xa)
+    k = Xi.shape[1]
+    if n < k + 2:
+        raise ValueError(
+            f"ols_hc3 with {k} coefficients needs at least {k + 2} observations; got {n}."
+        )
+    if np.ptp(y) == 0:
+        raise ValueError("y is constant; the regression is undefined.")
+    _check_full_rank(Xi, "the design matrix [1, X]")
+    coef, resid = _ols_fit(y, Xi)
+    xtx_inv = np.linalg.inv(Xi.T @ Xi)
+    leverage = np.einsum("ij,jk,ik->i", Xi, xtx_inv, Xi)
+    if np.any(leverage > 1 - 1e-10):
+        raise ValueError(
+            "an observation has leverage 1 (it alone determines a coefficient); HC3 is undefined."
+        )
+    omega = resid**2 / (1.0 - leverage) ** 2
+    cov = xtx_inv @ (Xi.T * omega) @ Xi @ xtx_inv
+    se = np.sqrt(np.diag(cov))
+    dof = n - k
+    t = coef / se
+    p = 2 * sps.t.sf(np.abs(t), dof)
+    half = sps.t.ppf(0.5 + confidence / 2, dof) * se
+    rss = float(resid @ resid)
+    tss = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - rss / tss
+    table = pd.DataFrame(
+        {
+            "term": ["const", *names],
+            "coef": coef,
+            "se": se,
+            "t": t,
+            "p": p,
+            "ci_low": coef - half,
+            "ci_high": coef + half,
+        }
+    )
+    return OLSResult(
+        table,
+        float(r2),
+        float(1.0 - (1.0 - r2) * (n - 1) / dof),
+        rss,
+        int(n),
+        int(dof),
+        cov,
+    )
+
+
+def nested_f_test(y, X_base, X_block) -> StatResult:
+    """Does a block of predictors add explained variance? Nested OLS F-test and ΔR².
+
+    Restricted model y ~ 1 + X_base, full model y ~ 1 + X_base + X_block (q block columns, k
+    coefficients in the full model): F = ((RSS_r − RSS_f)/q) / (RSS_f/(n − k)) on (q, n − k)
+    df (statsmodels ``compare_f_test`` / ``anova_lm``). The estimate is ΔR² = R²_f − R²_r (no
+    interval: ``ci_low``/``ci_high`` are NaN). ``extras`` add R² of both models, the adjusted
+    R² of the full model, and an HC3-robust Wald F-test of the same block (``wald_hc3_F``,
+    ``wald_hc3_p``) that does not assume homoskedastic errors. ``X_base`` may be None
+    (intercept only). Needs n ≥ k + 2.
+    """
+    y = _vector(y, "y")
+    n = y.size
+    Xb, base_names = (np.empty((n, 0)), []) if X_base is None else _design(X_base, "X_base", n)
+    Xk, block_names = _design(X_block, "X_block", n)
+    q = Xk.shape[1]
+    if q == 0:
+        raise ValueError("X_block has no columns; give at least one predictor to test.")
+    full = ols_hc3(y, np.column_stack([Xb, Xk]))
+    Xr = _add_intercept(Xb)
+    _, resid_r = _ols_fit(y, Xr)
+    rss_r = float(resid_r @ resid_r)
+    tss = float(np.sum((y - y.mean()) ** 2))
+    r2_r = 1.0 - rss_r / tss
+    dof = full.df_resid
+    F = ((rss_r - full.rss) / q) / (full.rss / dof)
+    p = float(sps.f.sf(F, q, dof))
+    # HC3 Wald test of the block coefficients (the last q of the full model).
+    beta = full.coefficients["coef"].to_numpy()[-q:]
+    V = full.cov_hc3[-q:, -q:]
+    wald_F = float(beta @ np.linalg.solve(V, beta) / q)
+    return StatResult(
+        float(full.r2 - r2_r),
+        float("nan"),
+        float("nan"),
+        p,
+        int(n),
+        "delta R2 of the block, nested OLS F-test p",
+        {
+            "F": float(F),
+            "df_num": q,
+            "df_den": dof,
+            "r2_base": float(r2_r),
+            "r2_full": full.r2,
+            "adj_r2_full": full.adj_r2,
+            "wald_hc3_F": wald_F,
+            "wald_hc3_p": float(sps.f.sf(wald_F, q, dof)),
+            "base_terms": ",".join(base_names),
+            "block_terms": ",".join(block_names),
+        },
+    )
+
+
+def mixed_slope(y, x, groups, *, covariates=None, confidence: float = 0.95) -> StatResult:
+    """Fixed-effect slope of y on x with a random intercept per group (linear mixed model).
+
+    Model: y_ij = β₀ + β₁ x_ij (+ γᵀ z_ij) + u_j + ε_ij, u_j ~ N(0, τ²), ε_ij ~ N(0, σ²), with
+    observations i nested in groups j (e.g. classes in models, layers in models); fitted by
+    REML with statsmodels ``MixedLM``. The estimate is β̂₁ with a Wald (normal) CI and p.
+    ``extras``: ``n_groups``, ``group_var`` (τ̂²), ``resid_var`` (σ̂²), ``converged`` and
+    any fit ``warnings`` (e.g. τ̂² on the boundary 0). Needs ≥ 2 groups, ≥ 5 observations,
+    at least one group with ≥ 2 observations, and a non-constant x and y.
+    """
+    import statsmodels.api as sm
+
+    confidence = _check_confidence(confidence)
+    x, y = _pair(x, y, 5, "mixed_slope")
+    n = x.size
+    g = np.asarray(pd.Series(groups).astype(str))
+    if g.shape != (n,):
+        raise ValueError(f"groups must have one label per observation ({n}); got {g.shape}.")
+    uniq, counts = np.unique(g, return_counts=True)
+    if uniq.size < 2:
+        raise ValueError(f"mixed_slope needs at least 2 groups; got {uniq.size}.")
+    if counts.max() < 2:
+        raise ValueError(
+            "every group has a single observation; a random intercept is not identified."
+        )
+    cols = [x[:, None]]
+    names = ["x"]
+    if covariates is not None:
+        Z, znames = _design(covariates, "covariates", n)
+        cols.append(Z)
+        names += znames
+    exog = _add_intercept(np.column_stack(cols))
+    _check_full_rank(exog, "the fixed-effect design [1, x, covariates]")
+    if n < exog.shape[1] + 3:
+        raise ValueError(
+            f"mixed_slope with {exog.shape[1]} fixed effects needs at least "
+            f"{exog.shape[1] + 3} observations; got {n}."
+        )
+    model = sm.MixedLM(y, exog, groups=g, exog_re=np.ones((n, 1)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = model.fit(reml=True)
+        except (np.linalg.LinAlgError, ValueError) as err:
+            raise ValueError(f"the mixed model could not be fitted: {err}") from None
+    messages = sorted({str(w.message).splitlines()[0] for w in caught})
+    slope = float(fit.fe_params[1])
+    se = float(fit.bse_fe[1])
+    if not np.isfinite(se) or se <= 0:
+        raise ValueError("the mixed model gave no finite standard error for the slope.")
+    zcrit = sps.norm.ppf(0.5 + confidence / 2)
+    p = float(2 * sps.norm.sf(abs(slope / se)))
+    return StatResult(
+        slope,
+        float(slope - zcrit * se),
+        float(slope + zcrit * se),
+        p,
+        int(n),
+        "random-intercept mixed model (REML) slope, Wald CI and p",
+        {
+            "se": se,
+            "n_groups": int(uniq.size),
+            "group_var": float(np.asarray(fit.cov_re)[0, 0]),
+            "resid_var": float(fit.scale),
+            "converged": bool(fit.converged),
+            "warnings": "; ".join(messages),
+        },
+    )

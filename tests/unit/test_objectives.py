@@ -1,0 +1,249 @@
+"""Tests for repaudit.models.objectives: loss values, references, schedules, trainability."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from repaudit.models import objectives as obj
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # LAPACK under a loaded, shared 2-core machine is much faster single-threaded.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- NT-Xent
+
+
+def _nt_xent_reference(z1: np.ndarray, z2: np.ndarray, tau: float) -> float:
+    """Chen et al. (2020) Eq. 1 with explicit loops over anchors and negatives."""
+    u = np.concatenate([z1, z2]).astype(np.float64)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    n = u.shape[0]
+    b = n // 2
+    total = 0.0
+    for i in range(n):
+        j = (i + b) % n
+        denom = sum(math.exp(u[i] @ u[k] / tau) for k in range(n) if k != i)
+        total += -math.log(math.exp(u[i] @ u[j] / tau) / denom)
+    return total / n
+
+
+def test_nt_xent_matches_loop_reference():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    got = obj.nt_xent_loss(z1, z2, 0.2).item()
+    assert got == pytest.approx(_nt_xent_reference(z1.numpy(), z2.numpy(), 0.2), rel=1e-5)
+
+
+def test_nt_xent_hand_value_orthonormal_views():
+    # Views identical and orthonormal: each anchor has s_pos = 1/τ and two negatives with s = 0,
+    # so L = log(1 + 2 exp(-1/τ)).
+    z = torch.eye(2)
+    tau = 0.5
+    assert obj.nt_xent_loss(z, z, tau).item() == pytest.approx(math.log(1 + 2 * math.exp(-2.0)))
+
+
+def test_nt_xent_scale_invariant_and_validates():
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    assert obj.nt_xent_loss(3 * z1, 0.5 * z2).item() == pytest.approx(
+        obj.nt_xent_loss(z1, z2).item(), rel=1e-5
+    )
+    with pytest.raises(ValueError, match="temperature"):
+        obj.nt_xent_loss(z1, z2, 0.0)
+    with pytest.raises(ValueError, match="same shape"):
+        obj.nt_xent_loss(z1, z2[:3])
+    with pytest.raises(ValueError, match="at least 2"):
+        obj.nt_xent_loss(z1[:1], z2[:1])
+
+
+# ----------------------------------------------------------------------------- Barlow Twins
+
+
+def _barlow_reference(z1: np.ndarray, z2: np.ndarray, lambd: float, eps: float = 1e-5) -> float:
+    def std(z):
+        return (z - z.mean(0)) / np.sqrt(z.var(0) + eps)
+
+    a, b = std(z1.astype(np.float64)), std(z2.astype(np.float64))
+    n, d = a.shape
+    total = 0.0
+    for i in range(d):
+        for j in range(d):
+            c = sum(a[k, i] * b[k, j] for k in range(n)) / n
+            total += (1 - c) ** 2 if i == j else lambd * c**2
+    return total
+
+
+def test_barlow_twins_matches_loop_reference():
+    g = torch.Generator().manual_seed(2)
+    z1, z2 = torch.randn(7, 4, generator=g), torch.randn(7, 4, generator=g)
+    got = obj.barlow_twins_loss(z1, z2, 0.3).item()
+    assert got == pytest.approx(_barlow_reference(z1.numpy(), z2.numpy(), 0.3), rel=1e-5)
+
+
+def test_barlow_twins_zero_for_identical_decorrelated_views():
+    # Columns of a Hadamard-like design: zero mean, unit variance, orthogonal, so C = I/(1+eps).
+    z = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+    assert obj.barlow_twins_loss(z, z, 5e-3).item() == pytest.approx(0.0, abs=1e-8)
+    # Per-feature affine rescaling is removed by the batch standardisation.
+    scale, shift = torch.tensor([2.0, 0.5, 7.0]), torch.tensor([1.0, -3.0, 0.0])
+    assert obj.barlow_twins_loss(z * scale + shift, z, 5e-3).item() == pytest.approx(0.0, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- VICReg
+
+
+def _vicreg_reference(z1, z2, lam=25.0, mu=25.0, nu=1.0, eps=1e-4) -> float:
+    z1, z2 = z1.astype(np.float64), z2.astype(np.float64)
+    d = z1.shape[1]
+    inv = np.mean((z1 - z2) ** 2)
+    var = sum(np.mean(np.maximum(0, 1 - np.sqrt(z.var(0, ddof=1) + eps))) for z in (z1, z2))
+    cov = 0.0
+    for z in (z1, z2):
+        c = np.cov(z, rowvar=False)
+        cov += (np.sum(c**2) - np.sum(np.diag(c) ** 2)) / d
+    return lam * inv + mu * var + nu * cov
+
+
+def test_vicreg_matches_numpy_reference():
+    g = torch.Generator().manual_seed(3)
+    z1, z2 = 0.5 * torch.randn(9, 4, generator=g), torch.randn(9, 4, generator=g)
+    got = obj.vicreg_loss(z1, z2).item()
+    assert got == pytest.approx(_vicreg_reference(z1.numpy(), z2.numpy()), rel=1e-5)
+
+
+def test_vicreg_hand_value_constant_embeddings():
+    # Collapsed, identical views: invariance 0, covariance 0, variance hinge 1 - sqrt(eps) per view.
+    z = torch.ones(5, 3)
+    expected = 25.0 * 2 * (1 - math.sqrt(1e-4))
+    assert obj.vicreg_loss(z, z).item() == pytest.approx(expected, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- W2
+
+
+def _w2_reference(z: np.ndarray) -> float:
+    """Fang et al. (2024) Eq. 8 via eigvalsh of the biased covariance (spec §2.5, float64)."""
+    z = z.astype(np.float64)
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n, m = z.shape
+    mu = z.mean(0)
+    cov = (z - mu).T @ (z - mu) / n
+    lam = np.clip(np.linalg.eigvalsh(cov), 0, None)
+    return math.sqrt(max(mu @ mu + 1 + np.trace(cov) - 2 / math.sqrt(m) * np.sqrt(lam).sum(), 0))
+
+
+def test_w2_matches_eigvalsh_reference():
+    rng = np.random.default_rng(0)
+    for n, m in [(200, 16), (50, 64), (300, 8)]:
+        z = rng.normal(size=(n, m)) + rng.normal(size=m)
+        got = obj.wasserstein_uniformity_loss(torch.from_numpy(z)).item()
+        # The eigvalsh route carries ~sqrt(1e-17) noise from zero eigenvalues when n < m.
+        assert got == pytest.approx(_w2_reference(z), abs=1e-8)
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.25, 0.5, 0.75])
+def test_w2_isotropic_collapse_hand_value(eta):
+    # Rows ±e_i over the first k = (1-η)m coordinates: μ = 0, Σ = diag(1/k on k coords), so
+    # W2 = sqrt(2 - 2 sqrt(1 - η)) exactly (spec §2.4).
+    m = 16
+    k = round((1 - eta) * m)
+    rows = torch.cat([torch.eye(m)[:k], -torch.eye(m)[:k]]).double()
+    got = obj.wasserstein_uniformity_loss(rows).item()
+    assert got == pytest.approx(math.sqrt(2 - 2 * math.sqrt(1 - eta)), abs=1e-5)
+
+
+def test_w2_constant_collapse_is_sqrt2_with_finite_gradient():
+    z = torch.ones(10, 8, dtype=torch.float64, requires_grad=True)
+    w2 = obj.wasserstein_uniformity_loss(z)
+    assert w2.item() == pytest.approx(math.sqrt(2), abs=1e-12)
+    w2.backward()
+    assert torch.isfinite(z.grad).all()
+
+
+def test_w2_properties_icc_and_normalisation():
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    w = obj.wasserstein_uniformity_loss(z).item()
+    # Instance cloning (ICC) and scaling of rows leave W2 unchanged.
+    assert obj.wasserstein_uniformity_loss(torch.cat([z, z])).item() == pytest.approx(w, abs=1e-12)
+    assert obj.wasserstein_uniformity_loss(5 * z).item() == pytest.approx(w, abs=1e-12)
+    # Its gradient matches finite differences.
+    zz = z.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(obj.wasserstein_uniformity_loss, (zz,))
+
+
+def test_w2_weight_schedule_is_linear():
+    total = 11
+    vals = np.array([obj.w2_weight_schedule(t, total, 30.0, 0.0) for t in range(total)])
+    np.testing.assert_allclose(vals, np.linspace(30.0, 0.0, total), atol=1e-12)
+    assert vals[0] == 30.0 and vals[-1] == 0.0
+    assert obj.w2_weight_schedule(0, 1, 2.0, 1.0) == 2.0
+    assert all(obj.w2_weight_schedule(t, 5, 1.0, 1.0) == 1.0 for t in range(5))
+    with pytest.raises(ValueError, match="step"):
+        obj.w2_weight_schedule(5, 5, 1.0, 0.0)
+
+
+def test_simclr_w2_objective_uses_schedule():
+    torch.manual_seed(0)
+    head = obj.build_objective("simclr_w2", 5, w2_alpha_max=3.0, w2_alpha_min=1.0)
+    h1, h2 = torch.randn(8, 5), torch.randn(8, 5)
+    first = head([h1, h2], step=0, total_steps=3)
+    last = head([h1, h2], step=2, total_steps=3)
+    assert first["w2_weight"].item() == 3.0 and last["w2_weight"].item() == 1.0
+    for out, alpha in [(first, 3.0), (last, 1.0)]:
+        expected = out["nt_xent"] + alpha * out["w2"]
+        assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def test_build_objective_names_and_errors():
+    assert obj.build_objective("random", 4) is None
+    assert isinstance(obj.build_objective("simclr", 4), obj.SimCLRObjective)
+    assert isinstance(obj.build_objective("barlow_twins", 4), obj.BarlowTwinsObjective)
+    assert isinstance(obj.build_objective("barlow", 4), obj.BarlowTwinsObjective)
+    assert isinstance(obj.build_objective("vicreg", 4), obj.VICRegObjective)
+    assert obj.build_objective("supervised", 4, num_classes=3).n_views == 1
+    with pytest.raises(ValueError, match="unknown objective"):
+        obj.build_objective("byol", 4)
+    with pytest.raises(ValueError, match="num_classes"):
+        obj.build_objective("supervised", 4)
+
+
+def test_projection_head_layout():
+    head = obj.ProjectionHead(8, 16, 4, num_layers=3)
+    kinds = [type(m).__name__ for m in head.net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert head(torch.randn(5, 8)).shape == (5, 4)
+
+
+@pytest.mark.parametrize("name", ["supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg"])
+def test_each_objective_loss_decreases_on_fixed_batch(name):
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(32, 12), torch.randn(32, 12)
+    x2 = x1 + 0.3 * x2  # two "views" of the same samples
+    y = (x1[:, 0] > 0).long()
+    encoder = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8))
+    head = obj.build_objective(name, 8, num_classes=2, projector_dim=8, projector_hidden_dim=16)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-2)
+    losses = []
+    for step in range(15):
+        views = [encoder(x1)] if head.n_views == 1 else [encoder(x1), encoder(x2)]
+        loss = head(views, y, step=step, total_steps=15)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses

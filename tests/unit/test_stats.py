@@ -1,0 +1,434 @@
+"""Tests of repaudit.stats against scipy/statsmodels, hand-derived values and simulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+import statsmodels.formula.api as smf
+from scipy import stats as sps
+from statsmodels.stats.anova import anova_lm
+from statsmodels.stats.multitest import multipletests
+
+from repaudit import stats
+
+
+def _exact_corr(r: float, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """x, y whose sample Pearson correlation is exactly r."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    x = (x - x.mean()) / x.std()
+    e = rng.normal(size=n)
+    e -= e.mean()
+    e -= (e @ x) / (x @ x) * x
+    e /= e.std()
+    return x, r * x + np.sqrt(1 - r * r) * e
+
+
+def _bivariate(rho: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    z = rng.normal(size=(2, n))
+    return z[0], rho * z[0] + np.sqrt(1 - rho * rho) * z[1]
+
+
+# ----------------------------------------------------------------------------- pearson
+
+
+def test_pearson_matches_scipy_and_its_fisher_interval():
+    rng = np.random.default_rng(1)
+    x, y = _bivariate(0.4, 25, rng)
+    res = stats.pearson(x, y)
+    ref = sps.pearsonr(x, y)
+    ci = ref.confidence_interval(0.95)  # scipy's interval is the Fisher-z one
+    assert res.estimate == pytest.approx(ref.statistic, abs=1e-12)
+    assert res.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    assert res.n == 25
+
+
+def test_pearson_reproduces_the_papers_sanity_numbers():
+    # spec binding_quality.md §1.1: r = 0.65, n = 21 -> p = 0.0014, Fisher CI [0.30, 0.84].
+    x, y = _exact_corr(0.65, 21)
+    res = stats.pearson(x, y)
+    assert res.estimate == pytest.approx(0.65, abs=1e-12)
+    assert res.p == pytest.approx(0.0014, abs=1e-4)
+    assert round(res.ci_low, 2) == 0.30
+    assert round(res.ci_high, 2) == 0.84
+
+
+def test_pearson_perfect_line_has_degenerate_interval_at_one():
+    x = np.arange(10.0)
+    res = stats.pearson(x, 3 * x + 1)
+    assert res.estimate == pytest.approx(1.0)
+    assert res.ci_low > 0.999 and res.ci_high == pytest.approx(1.0)
+
+
+def test_fisher_interval_covers_true_rho_about_95_percent():
+    rng = np.random.default_rng(7)
+    rho, n_sim = 0.5, 400
+    hits = 0
+    for _ in range(n_sim):
+        res = stats.pearson(*_bivariate(rho, 30, rng))
+        hits += res.ci_low <= rho <= res.ci_high
+    # Binomial(400, 0.95): mean 380, sd 4.36; allow 3.5 sd.
+    assert 365 <= hits <= 395
+
+
+def test_fisher_z_ci_partial_uses_fewer_degrees_of_freedom():
+    lo0, hi0 = stats.fisher_z_ci(0.3, 20)
+    lo2, hi2 = stats.fisher_z_ci(0.3, 20, n_covariates=2)
+    assert hi2 - lo2 > hi0 - lo0
+    z = np.arctanh(0.3)
+    half = sps.norm.ppf(0.975) / np.sqrt(17)
+    assert (lo0, hi0) == pytest.approx((np.tanh(z - half), np.tanh(z + half)))
+
+
+# ----------------------------------------------------------------------------- spearman
+
+
+def test_spearman_matches_scipy_and_a_slow_bootstrap():
+    rng = np.random.default_rng(2)
+    x, y = _bivariate(0.5, 20, rng)
+    y[3] = y[4]  # a tie
+    res = stats.spearman(x, y, n_boot=500, seed=11)
+    ref = sps.spearmanr(x, y)
+    assert res.estimate == pytest.approx(ref.statistic, abs=1e-12)
+    assert res.p == pytest.approx(ref.pvalue, rel=1e-10)
+    # Slow reference: the same resampling indices, scipy's spearmanr per resample.
+    idx = np.random.default_rng(11).integers(0, 20, size=(500, 20))
+    boot = np.array([sps.spearmanr(x[i], y[i]).statistic for i in idx])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi), abs=1e-10)
+    assert res.extras["n_boot_valid"] == boot.size
+
+
+def test_spearman_is_seeded_and_monotone_invariant():
+    rng = np.random.default_rng(3)
+    x, y = _bivariate(0.3, 30, rng)
+    a = stats.spearman(x, y, n_boot=300, seed=5)
+    b = stats.spearman(x, y, n_boot=300, seed=5)
+    c = stats.spearman(np.exp(x), y**3, n_boot=300, seed=5)
+    d = stats.spearman(x, y, n_boot=300, seed=6)
+    assert a == b
+    assert (c.estimate, c.ci_low, c.ci_high) == pytest.approx((a.estimate, a.ci_low, a.ci_high))
+    assert (d.ci_low, d.ci_high) != (a.ci_low, a.ci_high)
+
+
+def test_spearman_rho_matches_scipy():
+    x = np.array([1.0, 2, 2, 5, 7, 3])
+    y = np.array([2.0, 1, 4, 4, 9, 0])
+    assert stats.spearman_rho(x, y) == pytest.approx(sps.spearmanr(x, y).statistic)
+
+
+# ----------------------------------------------------------------------------- permutation
+
+
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_permutation_pvalue_approximates_the_exact_permutation_test(method):
+    rng = np.random.default_rng(4)
+    x, y = _bivariate(0.6, 6, rng)
+    corr = sps.pearsonr if method == "pearson" else sps.spearmanr
+
+    def stat(yy):  # |r| with alternative "greater" = P(|r_perm| >= |r_obs|) over all 6! pairings
+        return abs(corr(x, yy).statistic)
+
+    exact = sps.permutation_test(
+        (y,), stat, permutation_type="pairings", n_resamples=np.inf, alternative="greater"
+    ).pvalue
+    res = stats.permutation_pvalue(x, y, method=method, n_perm=20_000, seed=0)
+    se = np.sqrt(exact * (1 - exact) / 20_000)
+    assert abs(res.p - exact) < 4 * se + 1e-4
+    assert np.isnan(res.ci_low) and np.isnan(res.ci_high)
+
+
+def test_permutation_pvalue_is_never_zero_and_seeded():
+    x = np.arange(30.0)
+    res = stats.permutation_pvalue(x, 2 * x, n_perm=999, seed=1)
+    assert res.p == pytest.approx(1 / 1000)
+    y = np.sin(x) + 0.01 * x
+    first = stats.permutation_pvalue(x, y, n_perm=999, seed=1)
+    assert first.p == stats.permutation_pvalue(x, y, n_perm=999, seed=1).p
+    assert first.p != stats.permutation_pvalue(x, y, n_perm=999, seed=2).p
+
+
+# ----------------------------------------------------------------------------- holm
+
+
+def test_holm_hand_derived_and_statsmodels():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    rng = np.random.default_rng(5)
+    p = np.concatenate([rng.uniform(0, 0.05, 6), rng.uniform(0, 1, 10), [0.02, 0.02]])
+    ref = multipletests(p, method="holm")[1]
+    assert stats.holm(p) == pytest.approx(ref, abs=1e-15)
+
+
+def test_holm_passes_nan_through_and_does_not_count_it():
+    out = stats.holm([0.01, np.nan, 0.04])
+    assert np.isnan(out[1])
+    assert out[[0, 2]] == pytest.approx([0.02, 0.04])
+    assert np.all(np.isnan(stats.holm([np.nan])))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stats.holm([0.5, 1.5])
+
+
+# ----------------------------------------------------------------------------- regression
+
+
+def _regression_data(n=40, seed=6):
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "jer": rng.normal(size=n),
+            "pr": rng.normal(size=n),
+            "iso": rng.normal(size=n),
+            "arch": rng.choice(["cnn", "vit", "mlp"], size=n),
+        }
+    )
+    # Heteroskedastic noise so HC3 differs from the classical errors.
+    y = 1 + 0.8 * X["jer"] + 0.2 * X["pr"] + rng.normal(size=n) * (1 + np.abs(X["jer"]))
+    return X, y.to_numpy()
+
+
+def test_ols_hc3_matches_statsmodels():
+    X, y = _regression_data()
+    res = stats.ols_hc3(y, X)
+    design = sm.add_constant(pd.get_dummies(X, drop_first=True, dtype=float))
+    ref = sm.OLS(y, design).fit(cov_type="HC3", use_t=True)
+    table = res.coefficients
+    assert list(table["term"]) == list(design.columns)
+    assert table["coef"].to_numpy() == pytest.approx(ref.params.to_numpy(), rel=1e-9)
+    assert table["se"].to_numpy() == pytest.approx(ref.bse.to_numpy(), rel=1e-9)
+    assert table["p"].to_numpy() == pytest.approx(ref.pvalues.to_numpy(), rel=1e-8)
+    ci = ref.conf_int().to_numpy()
+    assert table["ci_low"].to_numpy() == pytest.approx(ci[:, 0], rel=1e-9)
+    assert table["ci_high"].to_numpy() == pytest.approx(ci[:, 1], rel=1e-9)
+    assert res.r2 == pytest.approx(ref.rsquared)
+    assert res.adj_r2 == pytest.approx(ref.rsquared_adj)
+    assert res.cov_hc3 == pytest.approx(np.asarray(ref.cov_params()), rel=1e-9)
+
+
+def test_nested_f_test_matches_compare_f_test_anova_and_robust_wald():
+    X, y = _regression_data()
+    res = stats.nested_f_test(y, X[["jer"]], X[["pr", "iso", "arch"]])
+    full_design = sm.add_constant(pd.get_dummies(X, drop_first=True, dtype=float))
+    full = sm.OLS(y, full_design).fit()
+    restricted = sm.OLS(y, sm.add_constant(X[["jer"]])).fit()
+    F, p, df_diff = full.compare_f_test(restricted)
+    assert res.extras["F"] == pytest.approx(F, rel=1e-9)
+    assert res.p == pytest.approx(p, rel=1e-8)
+    assert res.extras["df_num"] == df_diff == 4
+    assert res.estimate == pytest.approx(full.rsquared - restricted.rsquared)
+    table = anova_lm(restricted, full)
+    assert table["F"].iloc[1] == pytest.approx(F, rel=1e-9)
+    robust = sm.OLS(y, full_design).fit(cov_type="HC3", use_t=True)
+    R = np.zeros((4, full_design.shape[1]))
+    for i, name in enumerate(["pr", "iso", "arch_mlp", "arch_vit"]):
+        R[i, list(full_design.columns).index(name)] = 1
+    wald = robust.wald_test(R, use_f=True, scalar=True)
+    assert res.extras["wald_hc3_F"] == pytest.approx(float(wald.statistic), rel=1e-8)
+    assert res.extras["wald_hc3_p"] == pytest.approx(float(wald.pvalue), rel=1e-7)
+    assert np.isnan(res.ci_low) and np.isnan(res.ci_high)
+
+
+def test_nested_f_test_with_intercept_only_base_is_the_overall_f():
+    X, y = _regression_data()
+    res = stats.nested_f_test(y, None, X[["jer", "pr"]])
+    ref = sm.OLS(y, sm.add_constant(X[["jer", "pr"]])).fit()
+    assert res.extras["F"] == pytest.approx(ref.fvalue)
+    assert res.p == pytest.approx(ref.f_pvalue)
+
+
+def test_partial_correlation_equals_the_ols_t_test_of_x():
+    X, y = _regression_data(n=30, seed=8)
+    x = X["pr"].to_numpy() + 0.5 * X["jer"].to_numpy()
+    cov = X[["jer", "arch"]]
+    res = stats.partial_correlation(x, y, cov)
+    design = sm.add_constant(
+        pd.concat(
+            [pd.Series(x, name="x"), pd.get_dummies(cov, drop_first=True, dtype=float)], axis=1
+        )
+    )
+    fit = sm.OLS(y, design).fit()
+    t, dof = fit.tvalues["x"], fit.df_resid
+    assert res.estimate == pytest.approx(t / np.sqrt(t * t + dof), rel=1e-9)
+    assert res.p == pytest.approx(fit.pvalues["x"], rel=1e-8)
+    assert res.extras["df"] == dof == 30 - 2 - 3
+    lo, hi = stats.fisher_z_ci(res.estimate, 30, n_covariates=3)
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi))
+
+
+def test_partial_correlation_removes_a_confounder():
+    rng = np.random.default_rng(9)
+    z = rng.normal(size=200)
+    x = z + 0.3 * rng.normal(size=200)
+    y = z + 0.3 * rng.normal(size=200)
+    assert stats.pearson(x, y).estimate > 0.8
+    part = stats.partial_correlation(x, y, z)
+    assert part.ci_low < 0 < part.ci_high
+
+
+# ----------------------------------------------------------------------------- differences
+
+
+def test_paired_difference_matches_ttest_rel_and_wilcoxon():
+    rng = np.random.default_rng(10)
+    a = rng.normal(1.0, 1, 15)
+    b = a - 0.4 + rng.normal(0, 0.5, 15)
+    res = stats.paired_difference(a, b)
+    ref = sps.ttest_rel(a, b)
+    ci = ref.confidence_interval(0.95)
+    assert res.estimate == pytest.approx(np.mean(a - b))
+    assert res.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert res.extras["t"] == pytest.approx(ref.statistic)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low, ci.high))
+    assert res.extras["wilcoxon_p"] == pytest.approx(sps.wilcoxon(a, b).pvalue)
+
+
+def test_paired_difference_against_a_scalar_is_the_one_sample_t_test():
+    x = np.array([12.0, 15, 11, 19, 14, 13])
+    res = stats.paired_difference(x, 10.0)
+    ref = sps.ttest_1samp(x, 10.0)
+    assert res.estimate == pytest.approx(x.mean() - 10)
+    assert res.p == pytest.approx(ref.pvalue)
+    # Hand-derived: mean 14, sd = sqrt(8), se = sqrt(8/6), t_{5, .975} = 2.5706
+    half = 2.570582 * np.sqrt(8 / 6)
+    assert (res.ci_low, res.ci_high) == pytest.approx((4 - half, 4 + half), abs=1e-5)
+
+
+def test_paired_t_interval_coverage():
+    rng = np.random.default_rng(12)
+    hits = sum(
+        (r := stats.paired_difference(rng.normal(0.3, 1, 12), np.zeros(12))).ci_low
+        <= 0.3
+        <= r.ci_high
+        for _ in range(400)
+    )
+    assert 365 <= hits <= 395
+
+
+def test_bootstrap_mean_matches_a_slow_reference_and_wilcoxon():
+    x = np.array([0.2, 0.9, 1.0, 0.4, -0.1, 0.7, 0.0, 0.8])
+    res = stats.bootstrap_mean(x, n_boot=300, seed=4)
+    idx = np.random.default_rng(4).integers(0, x.size, size=(300, x.size))
+    lo, hi = np.quantile([x[i].mean() for i in idx], [0.025, 0.975])
+    assert res.estimate == pytest.approx(x.mean())
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi))
+    assert res.p == pytest.approx(sps.wilcoxon(x[x != 0]).pvalue)
+
+
+def test_bootstrap_mean_handles_identical_values():
+    # Every unit perfectly monotone (rho = 1): a t-test is undefined, this is not.
+    res = stats.bootstrap_mean(np.ones(10), n_boot=200)
+    assert (res.estimate, res.ci_low, res.ci_high) == (1.0, 1.0, 1.0)
+    assert res.p == pytest.approx(2 / 2**10)
+    assert np.isnan(stats.bootstrap_mean(np.zeros(5), n_boot=200).p)
+    with pytest.raises(ValueError, match="at least 3"):
+        stats.bootstrap_mean([1.0, 2.0])
+
+
+def test_welch_difference_matches_scipy():
+    rng = np.random.default_rng(13)
+    a, b = rng.normal(1, 1, 9), rng.normal(0, 3, 14)
+    res = stats.welch_difference(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert res.estimate == pytest.approx(a.mean() - b.mean())
+    assert res.p == pytest.approx(ref.pvalue, rel=1e-10)
+    assert res.extras["df"] == pytest.approx(ref.df)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low, ci.high))
+    assert res.extras["mannwhitney_p"] == pytest.approx(sps.mannwhitneyu(a, b).pvalue)
+
+
+# ----------------------------------------------------------------------------- mixed model
+
+
+def _nested(seed=14, n_groups=8, per=10, slope=0.5, tau=1.0):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    x = rng.normal(size=g.size) + 0.5 * np.repeat(rng.normal(size=n_groups), per)
+    y = 2 + slope * x + tau * np.repeat(rng.normal(size=n_groups), per) + rng.normal(size=g.size)
+    return y, x, g
+
+
+def test_mixed_slope_matches_statsmodels_formula_api():
+    y, x, g = _nested()
+    res = stats.mixed_slope(y, x, g)
+    df = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
+    ref = smf.mixedlm("y ~ x", df, groups=df["g"]).fit(reml=True)
+    assert res.estimate == pytest.approx(ref.fe_params["x"], rel=1e-5)
+    assert res.extras["se"] == pytest.approx(ref.bse_fe["x"], rel=1e-4)
+    assert res.p == pytest.approx(ref.pvalues["x"], rel=1e-3, abs=1e-12)
+    ci = ref.conf_int().loc["x"].to_numpy()
+    assert (res.ci_low, res.ci_high) == pytest.approx(tuple(ci), rel=1e-4)
+    assert res.n == 80 and res.extras["n_groups"] == 8
+    assert res.extras["group_var"] > 0.2
+
+
+def test_mixed_slope_recovers_a_planted_slope_despite_group_offsets():
+    # Group offsets correlated with x bias the pooled OLS slope; the random intercept absorbs them.
+    rng = np.random.default_rng(15)
+    g = np.repeat(np.arange(10), 12)
+    offset = np.repeat(np.linspace(-5, 5, 10), 12)
+    x = offset + rng.normal(size=g.size)
+    y = 0.3 * x - 2 * offset + 0.5 * rng.normal(size=g.size)
+    res = stats.mixed_slope(y, x, g)
+    assert res.ci_low < 0.3 < res.ci_high
+    assert stats.pearson(x, y).estimate < 0  # the pooled association has the wrong sign
+
+
+def test_mixed_slope_with_covariates_and_errors():
+    y, x, g = _nested(seed=16)
+    z = np.random.default_rng(0).normal(size=y.size)
+    res = stats.mixed_slope(y, x, g, covariates=z)
+    assert np.isfinite(res.estimate)
+    with pytest.raises(ValueError, match="at least 2 groups"):
+        stats.mixed_slope(y, x, np.zeros(y.size))
+    with pytest.raises(ValueError, match="single observation"):
+        stats.mixed_slope(y[:6], x[:6], np.arange(6))
+    with pytest.raises(ValueError, match="at least 5"):
+        stats.mixed_slope(y[:4], x[:4], g[:4])
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: stats.pearson([1, 2, 3], [1, 2, 4]), "at least 4"),
+        (lambda: stats.spearman([1, 2, 3], [1, 2, 4]), "at least 4"),
+        (lambda: stats.permutation_pvalue([1, 2, 3], [3, 2, 1]), "at least 4"),
+        (lambda: stats.pearson([1, 1, 1, 1], [1, 2, 3, 4]), "x is constant"),
+        (lambda: stats.pearson([1, 2, 3, 4], [2, 2, 2, 2]), "y is constant"),
+        (lambda: stats.pearson([1, 2, np.nan, 4], [1, 2, 3, 4]), "NaN or Inf"),
+        (lambda: stats.pearson([1, 2, 3, 4], [1, 2, 3]), "same length"),
+        (lambda: stats.paired_difference([1.0], [2.0]), "at least 2 pairs"),
+        (lambda: stats.paired_difference([1, 2, 3], [0, 1, 2]), "constant"),
+        (lambda: stats.welch_difference([1.0], [1, 2, 3]), "at least 2 observations"),
+        (lambda: stats.welch_difference([1, 1], [2, 2]), "constant"),
+        (lambda: stats.ols_hc3([1, 2, 3], [[1], [2], [3]]), "at least 4"),
+        (lambda: stats.ols_hc3(np.arange(8.0), np.ones((8, 1))), "rank deficient"),
+        (lambda: stats.nested_f_test(np.arange(8.0), None, np.empty((8, 0))), "no columns"),
+        (
+            lambda: stats.partial_correlation(np.arange(5.0), np.arange(5.0) ** 2, np.ones((5, 2))),
+            "at least 6",
+        ),
+        (lambda: stats.spearman(np.arange(5.0), np.arange(5.0), n_boot=10), "n_boot"),
+        (lambda: stats.pearson(np.arange(5.0), np.arange(5.0) ** 2, confidence=1.5), "confidence"),
+        (
+            lambda: stats.permutation_pvalue(np.arange(5.0), np.arange(5.0), method="kendall"),
+            "method",
+        ),
+    ],
+)
+def test_bad_input_raises_a_clear_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_as_dict_flattens_extras():
+    res = stats.paired_difference([1.0, 2, 4], [0.0, 0, 0])
+    d = res.as_dict()
+    assert {"estimate", "ci_low", "ci_high", "p", "n", "method", "wilcoxon_p"} <= set(d)
+    assert all(isinstance(d[k], float) for k in ("estimate", "ci_low", "ci_high", "p"))

@@ -1,0 +1,76 @@
+rule pretrain_encoder:
+    input:
+        data=f"results/data/{config['pretrain']['dataset']}.h5",
+    output:
+        model="results/models/{model}/pretrained.pt",
+        history="results/models/{model}/pretrain_history.tsv",
+    params:
+        model=get_model_row,
+        train=config["pretrain"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "logs/models/{model}/pretrain.log",
+    benchmark:
+        "benchmarks/models/{model}/pretrain.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/pretrain_encoder.py"
+
+
+rule finetune_encoder:
+    input:
+        data="results/data/{dataset}.h5",
+        weights=get_pretrained_weights,
+    output:
+        model="results/models/{model}/finetuned_{dataset}.pt",
+        history="results/models/{model}/finetune_{dataset}_history.tsv",
+        metrics="results/metrics/training/{dataset}/{model}/finetuned_{dataset}.tsv",
+    params:
+        model=get_model_row,
+        train=config["finetune"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "logs/models/{model}/finetune_{dataset}.log",
+    benchmark:
+        "benchmarks/models/{model}/finetune_{dataset}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/finetune_encoder.py"
+
+
+rule linear_probe:
+    input:
+        features="results/features/{dataset}/{model}/pretrained.h5",
+        data="results/data/{dataset}.h5",
+    output:
+        probe="results/models/{model}/probe_{dataset}.pt",
+        metrics="results/metrics/training/{dataset}/{model}/pretrained.tsv",
+    params:
+        probe=config["probe"],
+        seed=config["seed"],
+    log:
+        "logs/models/{model}/probe_{dataset}.log",
+    benchmark:
+        "benchmarks/models/{model}/probe_{dataset}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/linear_probe.py"

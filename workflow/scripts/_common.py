@@ -1,0 +1,32 @@
+"""Plumbing shared by the workflow scripts: log redirection, threads, device, model specs."""
+
+import logging
+import sys
+
+
+def start(snakemake) -> logging.Logger:
+    """Send stdout/stderr (tqdm included) and logging to the rule's log; set torch threads."""
+    log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+    sys.stdout = sys.stderr = log
+    logging.basicConfig(
+        stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    import torch
+
+    torch.set_num_threads(max(1, int(snakemake.threads)))
+    return logging.getLogger(snakemake.rule)
+
+
+def device(name: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def model_spec(snakemake):
+    from repaudit.models.factory import ModelSpec
+
+    return ModelSpec.from_row(snakemake.params.model)
