@@ -28,6 +28,18 @@ MODEL_COLUMNS = (
 )
 
 
+ANALYSES = (
+    "geometry",
+    "convexity",
+    "euclidean_convexity",
+    "sensitivity",
+    "binding",
+    "relative",
+    "stitching",
+    "concepts",
+)
+
+
 class ConfigError(ValueError):
     """A config or sheet problem, stated in one line with its fix."""
 
@@ -87,9 +99,23 @@ def _check_references(config: Mapping) -> None:
         need(d, "finetune.datasets")
     for d in config["features"]["datasets"]:
         need(d, "features.datasets")
-    for section in ("geometry", "convexity", "relative", "concepts", "sensitivity", "binding"):
-        if section in config and config[section].get("dataset"):
-            need(config[section]["dataset"], f"{section}.dataset")
+    extracted = set(config["features"]["datasets"])
+    for section in ANALYSES:
+        for d in config.get(section, {}).get("datasets", []):
+            need(d, f"{section}.datasets")
+            if d not in extracted and section not in ("euclidean_convexity", "sensitivity"):
+                raise ConfigError(
+                    f"config error: {section}.datasets: {d!r} has no features; "
+                    "add it to features.datasets"
+                )
+    for d in config.get("binding", {}).get("datasets", []):
+        if datasets[d]["kind"] != "binding":
+            raise ConfigError(
+                f"config error: binding.datasets: {d!r} is of kind {datasets[d]['kind']!r}; "
+                "binding probes need a dataset of kind 'binding'"
+            )
+    if "stitching" in config and "relative" not in config:
+        raise ConfigError("config error: stitching needs the 'relative' section (anchors)")
     for name, spec in datasets.items():
         root = spec.get("root")
         if spec["kind"] == "imagefolder" and not Path(root).is_dir():

@@ -211,6 +211,43 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return {"state_dict": obj}
 
 
+# --------------------------------------------------------------------------- concept memberships
+
+
+def write_memberships(path: str | os.PathLike, memberships: Mapping) -> None:
+    """Concept memberships ``{method: {layer: ConceptResult}}`` as ``/<method>/<layer>/...``."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for method, layers in memberships.items():
+            for layer, result in layers.items():
+                g = f.create_group(f"{method}/{layer}")
+                g.create_dataset("memberships", data=result.memberships, compression="gzip")
+                g.create_dataset("labels", data=result.labels)
+                if result.sample_index is not None:
+                    g.create_dataset("sample_index", data=result.sample_index)
+                g.attrs.update(n_concepts=result.n_concepts, noise_ratio=result.noise_ratio)
+
+
+def read_memberships(path: str | os.PathLike) -> dict:
+    """Read :func:`write_memberships` output back into ``ConceptResult`` objects."""
+    from repaudit.metrics.concepts import ConceptResult
+
+    out: dict = {}
+    with h5py.File(path, "r") as f:
+        for method, layers in f.items():
+            out[method] = {
+                layer: ConceptResult(
+                    memberships=g["memberships"][()],
+                    labels=g["labels"][()],
+                    n_concepts=int(g.attrs["n_concepts"]),
+                    noise_ratio=float(g.attrs["noise_ratio"]),
+                    method=method,
+                    sample_index=g["sample_index"][()] if "sample_index" in g else None,
+                )
+                for layer, g in layers.items()
+            }
+    return out
+
+
 # --------------------------------------------------------------------------- provenance
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 KEYS = ["dataset", "model", "stage", "layer", "metric", "variant", "value"]
@@ -40,3 +41,42 @@ def collect_metrics(tables: Iterable[pd.DataFrame], models: pd.DataFrame) -> pd.
     first += ["depth", "metric", "variant", "value"]
     rest = [c for c in long.columns if c not in first]
     return long[first + rest].sort_values(KEYS[:6], kind="stable").reset_index(drop=True)
+
+
+def select_samples(
+    labels: np.ndarray,
+    split: np.ndarray,
+    which: str = "all",
+    max_samples: int | None = None,
+    seed: int = 0,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Sorted row indices of one split (``train``/``test``/``all``), optionally capped.
+
+    The cap keeps every class's share (stratified, seeded), so all encoders of a dataset are
+    compared on the same images.
+    """
+    if which not in ("all", "train", "test"):
+        raise ValueError(f"split must be all, train or test, got {which!r}")
+    keep = np.ones(len(labels), bool) if which == "all" else split == which
+    if mask is not None:
+        keep &= mask
+    idx = np.flatnonzero(keep)
+    if max_samples is None or len(idx) <= max_samples:
+        return idx
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels[idx]):
+        members = idx[labels[idx] == c]
+        share = max(2, round(max_samples * len(members) / len(idx)))
+        chosen.append(rng.choice(members, size=min(share, len(members)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def subset(features: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: x[idx] for name, x in features.items()}
+
+
+def with_keys(df: pd.DataFrame, **keys) -> pd.DataFrame:
+    """Prepend the key columns (dataset, model, stage, ...) to a library table."""
+    return df.assign(**keys)[[*keys, *[c for c in df.columns if c not in keys]]]

@@ -80,14 +80,64 @@ def feature_files():
     ]
 
 
+def get_stage_models(wildcards):
+    return MODEL_IDS
+
+
+def get_stage_features(wildcards):
+    return [f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5" for m in MODEL_IDS]
+
+
+def get_stage_memberships(wildcards):
+    return [f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5" for m in MODEL_IDS]
+
+
+def section_stages(section, dataset):
+    """Stages an analysis runs on: its ``stages`` key, else every stage of the dataset."""
+    wanted = config[section].get("stages")
+    return [s for s in stages(dataset) if wanted is None or s.split("_")[0] in wanted]
+
+
+def per_model(family, section):
+    if section not in config:
+        return []
+    return [
+        f"results/metrics/{family}/{d}/{m}/{s}.tsv"
+        for d in config[section]["datasets"]
+        for m in MODEL_IDS
+        for s in section_stages(section, d)
+    ]
+
+
+def per_stage(family, section):
+    if section not in config:
+        return []
+    return [
+        f"results/metrics/{family}/{d}/{s}.tsv"
+        for d in config[section]["datasets"]
+        for s in section_stages(section, d)
+    ]
+
+
 def metric_tables():
-    """Every per-job metric table that collect_metrics concatenates."""
+    """Every per-job metric table that collect_metrics concatenates (absent sections skip)."""
     tables = [
         f"results/metrics/training/{d}/{m}/{s}.tsv"
         for d in FINETUNE
         for m in MODEL_IDS
         for s in stages(d)
     ]
+    tables += per_model("geometry", "geometry")
+    tables += per_model("convexity", "convexity")
+    tables += per_model("euclidean_convexity", "euclidean_convexity")
+    tables += per_model("sensitivity", "sensitivity")
+    tables += per_model("binding", "binding")
+    tables += per_model("concepts", "concepts")
+    tables += per_stage("relative", "relative")
+    tables += per_stage("stitching", "stitching")
+    tables += per_stage("concept_alignment", "concepts")
+    if "uniformity_study" in config:
+        tables.append("results/metrics/uniformity/synthetic.tsv")
     return tables
 
 
@@ -96,4 +146,11 @@ def figure_files():
 
 
 def final_outputs():
-    return ["results/tables/metrics.tsv", *feature_files(), *figure_files()]
+    return ["results/stats/claims.tsv", *feature_files(), *figure_files()]
+
+
+def claim_ids():
+    import yaml
+
+    with open(config["claims"]["registry"]) as f:
+        return [c["id"] for c in yaml.safe_load(f)["claims"]]

@@ -1,0 +1,233 @@
+rule compute_geometry:
+    input:
+        "results/features/{dataset}/{model}/{stage}.h5",
+    output:
+        "results/metrics/geometry/{dataset}/{model}/{stage}.tsv",
+    params:
+        geometry=config.get("geometry"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/geometry/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/geometry/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/compute_geometry.py"
+
+
+rule uniformity_study:
+    output:
+        "results/metrics/uniformity/synthetic.tsv",
+    params:
+        study=config.get("uniformity_study"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/uniformity_study.log",
+    benchmark:
+        "benchmarks/metrics/uniformity_study.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/uniformity_study.py"
+
+
+rule compute_graph_convexity:
+    input:
+        "results/features/{dataset}/{model}/{stage}.h5",
+    output:
+        "results/metrics/convexity/{dataset}/{model}/{stage}.tsv",
+    params:
+        convexity=config.get("convexity"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/convexity/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/convexity/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/compute_graph_convexity.py"
+
+
+rule compute_euclidean_convexity:
+    input:
+        data="results/data/{dataset}.h5",
+        weights=get_stage_weights,
+        head=get_stage_head,
+    output:
+        "results/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv",
+    params:
+        model=get_model_row,
+        euclidean=config.get("euclidean_convexity"),
+        pooling=config["features"]["pooling"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "logs/metrics/euclidean_convexity/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/compute_euclidean_convexity.py"
+
+
+rule compute_sensitivity:
+    input:
+        data="results/data/{dataset}.h5",
+        weights=get_stage_weights,
+    output:
+        "results/metrics/sensitivity/{dataset}/{model}/{stage}.tsv",
+    params:
+        model=get_model_row,
+        sensitivity=config.get("sensitivity"),
+        pooling=config["features"]["pooling"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        "logs/metrics/sensitivity/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/sensitivity/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../scripts/compute_sensitivity.py"
+
+
+rule probe_binding:
+    input:
+        data="results/data/{dataset}.h5",
+        features="results/features/{dataset}/{model}/{stage}.h5",
+    output:
+        "results/metrics/binding/{dataset}/{model}/{stage}.tsv",
+    params:
+        binding=config.get("binding"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/binding/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/binding/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/probe_binding.py"
+
+
+rule compare_relative:
+    input:
+        get_stage_features,
+    output:
+        "results/metrics/relative/{dataset}/{stage}.tsv",
+    params:
+        models=get_stage_models,
+        relative=config.get("relative"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/relative/{dataset}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/relative/{dataset}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/compare_relative.py"
+
+
+rule stitch_encoders:
+    input:
+        get_stage_features,
+    output:
+        "results/metrics/stitching/{dataset}/{stage}.tsv",
+    params:
+        models=get_stage_models,
+        relative=config.get("relative"),
+        stitching=config.get("stitching"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/stitching/{dataset}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/stitching/{dataset}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    conda:
+        "../../envs/metrics.yaml"
+    script:
+        "../scripts/stitch_encoders.py"
+
+
+rule discover_concepts:
+    input:
+        "results/features/{dataset}/{model}/{stage}.h5",
+    output:
+        table="results/metrics/concepts/{dataset}/{model}/{stage}.tsv",
+        memberships="results/concepts/{dataset}/{model}/{stage}.h5",
+    params:
+        concepts=config.get("concepts"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/concepts/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/concepts/{dataset}/{model}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/concepts.yaml"
+    script:
+        "../scripts/discover_concepts.py"
+
+
+rule align_concepts:
+    input:
+        get_stage_memberships,
+    output:
+        "results/metrics/concept_alignment/{dataset}/{stage}.tsv",
+    params:
+        models=get_stage_models,
+        concepts=config.get("concepts"),
+        seed=config["seed"],
+    log:
+        "logs/metrics/concept_alignment/{dataset}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/concept_alignment/{dataset}/{stage}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/concepts.yaml"
+    script:
+        "../scripts/align_concepts.py"

@@ -11,3 +11,30 @@ rule collect_metrics:
         "../../envs/stats.yaml"
     script:
         "../scripts/collect_metrics.py"
+
+
+rule test_claims:
+    input:
+        metrics="results/tables/metrics.tsv",
+        registry=config["claims"]["registry"],
+    output:
+        summary=report(
+            "results/stats/claims.tsv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+        details=expand("results/stats/{claim}.tsv", claim=claim_ids()),
+    params:
+        claims=config["claims"],
+        seed=config["seed"],
+    log:
+        "logs/stats/test_claims.log",
+    benchmark:
+        "benchmarks/stats/test_claims.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/stats.yaml"
+    script:
+        "../scripts/test_claims.py"

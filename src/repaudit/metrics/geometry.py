@@ -25,6 +25,7 @@ import torch
 
 from repaudit.metrics.uniformity import (
     _as_matrix,
+    _eigvalsh,
     _l2_normalise,
     _moments,
     _w2_from_moments,
@@ -61,7 +62,7 @@ def _gram_eigvals(M: np.ndarray) -> np.ndarray:
     singular-value entropies as spurious directions.
     """
     G = M.T @ M if M.shape[0] >= M.shape[1] else M @ M.T
-    lam = np.linalg.eigvalsh(G)[::-1].copy()
+    lam = _eigvalsh(G)[::-1].copy()
     lam[lam <= max(float(lam[0]), 0.0) * len(lam) * np.finfo(np.float64).eps] = 0.0
     return lam
 

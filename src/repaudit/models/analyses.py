@@ -1,0 +1,66 @@
+"""Analyses that need the network itself, not only its stored features.
+
+Euclidean convexity interpolates hidden states and runs the rest of the network plus the head
+(Tětková et al. 2025); functional sensitivity differentiates the encoder (Chung & Kim 2026).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from repaudit.metrics.convexity import euclidean_convexity, euclidean_convexity_rows
+from repaudit.models.extract import to_tensor
+from repaudit.models.factory import Classifier
+
+
+def euclidean_convexity_table(
+    classifier: Classifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    layers: list[str] | str = "all",
+    n_points: int = 10,
+    max_pairs: int = 5000,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Euclidean convexity of every requested layer through the network's own remainder.
+
+    Hidden states are the full token sequences (ViT) or feature maps (CNN) at layer l; each
+    interpolant goes through blocks l+1.., the final norm, pooling and the classifier head
+    (the fine-tuned head, or the linear probe for the pretrained stage).
+    """
+    encoder = classifier.encoder
+    names = [str(i) for i in range(encoder.n_layers)] if layers == "all" else list(layers)
+    if "final" in names:
+        raise ValueError("Euclidean convexity of 'final' is vacuous for a linear head (spec 1.6.7)")
+    classifier = classifier.to(device).eval()
+    frames = []
+    with torch.inference_mode():
+        x = to_tensor(images, device)
+        hidden = [
+            torch.cat(parts)
+            for parts in zip(
+                *(encoder.hidden_states(x[i : i + batch_size]) for i in range(0, len(x), batch_size)),
+                strict=True,
+            )
+        ]
+        for name in names:
+            layer = int(name)
+
+            def predict(points, layer=layer):
+                return classifier.logits_from(layer, points.to(device)).argmax(1).cpu()
+
+            result = euclidean_convexity(
+                hidden[layer].cpu(), labels, predict, n_points=n_points, max_pairs=max_pairs,
+                seed=seed, batch_size=batch_size,
+            )  # fmt: skip
+            frames.append(
+                euclidean_convexity_rows(
+                    result, name, n_points=n_points, max_pairs=max_pairs, seed=seed
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
