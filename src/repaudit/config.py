@@ -58,6 +58,18 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _inline_refs(node, defs: dict):
+    """Replace local ``#/$defs/x`` references by their targets, so defaults behind them fill."""
+    if isinstance(node, dict):
+        ref = node.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inline_refs(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 def _one_line(error: jsonschema.ValidationError) -> str:
     where = ".".join(str(p) for p in error.absolute_path) or "<top level>"
     if error.validator == "additionalProperties":
@@ -74,6 +86,7 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate_config(config: dict, schema_path: str | Path) -> dict:
     """Validate ``config`` in place against the JSON schema, filling defaults."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = _inline_refs(schema, schema.get("$defs", {}))
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

@@ -1,11 +1,15 @@
 """Plumbing shared by the workflow scripts: log redirection, threads, device, model specs."""
 
 import logging
+import signal
 import sys
 
 
 def start(snakemake) -> logging.Logger:
     """Send stdout/stderr (tqdm included) and logging to the rule's log; set torch threads."""
+    # SIGTERM (Ctrl-C, scancel, a killed snakemake) unwinds like an exception, so atomic
+    # writers remove their temporary files instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
     sys.stdout = sys.stderr = log
     logging.basicConfig(

@@ -1,0 +1,147 @@
+"""Workflow tests: lint, dry runs of every config, bad input, the tiny end-to-end run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pytest
+import yaml
+from conftest import BIN, ROOT, copy_repo, snakemake, snakemake_env
+
+pytestmark = pytest.mark.workflow
+
+CONFIGS = sorted(
+    p.relative_to(ROOT)
+    for p in [*ROOT.glob("config/*.yaml"), *ROOT.glob("config/paper/*.yaml")]
+    if p.name != "claims.yaml"
+)
+
+
+def test_lint():
+    proc = snakemake(ROOT, "--lint", "--configfile", "config/test.yaml", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _make_fake_data(work: Path, config: dict) -> None:
+    """Paper configs name data a real user has; dry runs only need the folders to exist."""
+    for spec in config["datasets"].values():
+        if spec["kind"] in ("imagefolder", "torchvision"):
+            for sub in ("train/class_a", "val/class_a"):
+                (work / spec["root"] / sub).mkdir(parents=True, exist_ok=True)
+    models = pd.read_csv(work / config["models"], sep="\t", dtype=str, keep_default_na=False)
+    for path in models.get("checkpoint", pd.Series(dtype=str)):
+        if path:
+            (work / path).parent.mkdir(parents=True, exist_ok=True)
+            (work / path).touch()
+
+
+@pytest.mark.parametrize("configfile", CONFIGS, ids=str)
+def test_dry_run(configfile, tmp_path):
+    work = copy_repo(tmp_path / "repo")
+    config = yaml.safe_load((ROOT / configfile).read_text())
+    _make_fake_data(work, config)
+    proc = snakemake(work, "-n", "--configfile", str(configfile))
+    counts = _job_counts(proc.stdout)
+    models = pd.read_csv(work / config["models"], sep="\t", dtype=str, keep_default_na=False)
+    finetune = set(config["finetune"]["datasets"])
+    expected = sum(
+        len(models) * (2 if d in finetune else 1) for d in config["features"]["datasets"]
+    )
+    assert counts["extract_features"] == expected
+    assert counts.get("pretrain_encoder", 0) == (models["weights"] == "zoo").sum()
+    assert counts["test_claims"] == 1 and counts["collect_metrics"] == 1
+
+
+def _job_counts(stdout: str) -> dict[str, int]:
+    lines = stdout[stdout.index("Job stats:") :].splitlines()[3:]
+    counts = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    work = copy_repo(tmp_path / "repo")
+    config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    config["datasets"]["digits"]["imgae_size"] = 16
+    (work / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("config error:")]
+    assert len(errors) == 1 and "imgae_size" in errors[0], proc.stderr
+    assert not (work / "results").exists()
+
+
+def test_tiny_run_features(tiny_run):
+    path = tiny_run / "results/features/digits/resnet_sup/pretrained.h5"
+    with h5py.File(path) as f:
+        layers = list(f["layers"])
+        assert "final" in layers and "0" in layers
+        n = len(f["labels"])
+        assert all(f[f"layers/{name}"].shape[0] == n for name in layers)
+        assert f["layers/final"].dtype == "float32"
+        for key in ("model_tag", "weights_sha256", "versions", "config_hash", "seed"):
+            assert key in f.attrs, key
+    assert not list((tiny_run / "results").rglob("*.tmp-*"))
+
+
+def test_tiny_run_tables_and_report(tiny_run):
+    metrics = pd.read_csv(tiny_run / "results/tables/metrics.tsv", sep="\t")
+    for metric in ("graph_convexity", "euclidean_convexity", "rankme", "wasserstein_uniformity",
+                   "jacobian_effective_rank", "binding_ood_accuracy", "latent_mrr",
+                   "stitching_f1", "gri_labels", "finetune_test_accuracy",
+                   "probe_test_accuracy"):  # fmt: skip
+        assert metric in set(metrics["metric"]), metric
+    claims = pd.read_csv(tiny_run / "results/stats/claims.tsv", sep="\t")
+    assert list(claims.columns[:9]) == [
+        "claim", "paper", "statement", "estimate", "ci_low", "ci_high", "p", "n", "verdict"
+    ]  # fmt: skip
+    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    report = tiny_run / "results/report.html"
+    assert report.stat().st_size > 100_000
+    figures = list((tiny_run / "results/figures").glob("*.svg"))
+    assert figures and all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_same_config_same_tables(tiny_run, tmp_path):
+    """Reproducible: a second run from scratch gives bit-identical metric tables."""
+    work = copy_repo(tmp_path / "repo")
+    target = "results/metrics/convexity/digits/resnet_sup/finetuned_digits.tsv"
+    snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", target)
+    assert (work / target).read_bytes() == (tiny_run / target).read_bytes()
+
+
+def test_kill_during_extraction_then_rerun(tmp_path):
+    work = copy_repo(tmp_path / "repo")
+    target = "results/features/digits/vit_random/pretrained.h5"
+    args = ["--cores", "2", "--configfile", "config/test.yaml", target]
+    snakemake(work, *args, "results/models/vit_random/pretrained.pt")  # everything upstream
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), *args],
+        cwd=work, env=snakemake_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log = work / "logs/features/digits/vit_random/pretrained.log"
+    deadline = time.time() + 300
+    while not log.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=120)
+    out = work / target
+    if out.exists():  # finished before the kill: then it must be whole
+        with h5py.File(out) as f:
+            assert "layers/final" in f
+    assert not list((work / "results").rglob("*.tmp-*")), "a partial file was left behind"
+    snakemake(work, "--unlock", "--configfile", "config/test.yaml")
+    snakemake(work, *args, "--rerun-incomplete")
+    with h5py.File(out) as f:
+        assert f["layers/final"].shape[0] == len(f["labels"])
