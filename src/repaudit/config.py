@@ -5,6 +5,7 @@ Every problem becomes one :class:`ConfigError` line that names the bad value and
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -162,7 +163,8 @@ def read_models(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
     validator = jsonschema.Draft202012Validator(schema)
     for i, row in df.iterrows():
         record = {k: v for k, v in row.items() if v != ""}
-        record["input_size"] = int(record["input_size"]) if record["input_size"].isdigit() else -1
+        size = record["input_size"]
+        record["input_size"] = int(size) if size.isdigit() else size
         error = jsonschema.exceptions.best_match(validator.iter_errors(record))
         if error is not None:
             raise ConfigError(
@@ -189,6 +191,15 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
         check_architecture(row["architecture"])
     except ValueError as err:
         raise ConfigError(f"config error: {where}: {err}") from None
+    try:
+        kwargs = json.loads(row["kwargs"]) if row["kwargs"].strip() else {}
+    except json.JSONDecodeError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        raise ConfigError(
+            f"config error: {where}: kwargs {row['kwargs']!r} is not a JSON object; "
+            'write e.g. {"img_size": 32}'
+        )
     if row["weights"] == "hub" and not row["tag"]:
         raise ConfigError(
             f"config error: {where}: weights 'hub' needs a pinned 'tag' (e.g. augreg_in1k)"

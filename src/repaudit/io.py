@@ -171,14 +171,22 @@ def read_features(path: str | os.PathLike, layers: list[str] | None = None) -> F
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a tab-separated table atomically (floats at full precision for bit-identical reruns)."""
+    """Write a tab-separated table atomically (10 significant digits; NaN written as ``NaN``)."""
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, float_format="%.10g")
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.10g", na_rep="NaN")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a TSV written by :func:`write_table`; empty strings stay strings."""
-    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN", "nan", ""])
+    text_columns = ("dataset", "model", "model_b", "stage", "layer", "layer_b", "metric")
+    text_columns += ("variant", "class", "split", "reason", "note")
+    return pd.read_csv(
+        path,
+        sep="\t",
+        keep_default_na=False,
+        na_values=["NaN", "nan", "<NA>"],
+        dtype=dict.fromkeys(text_columns, str),
+    )
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -204,7 +212,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
         return {"state_dict": load_file(path)}
     obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "state_dict" in obj:
+    if isinstance(obj, dict) and ("state_dict" in obj or "head" in obj):  # written by us
         return obj
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         return {"state_dict": obj["model"]}

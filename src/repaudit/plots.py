@@ -133,17 +133,21 @@ def _style() -> mpl.rc_context:
 
 
 def _styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
-    """Build the figure inside :func:`_style`, and lay it out there.
+    """Build the figure inside :func:`_style`.
 
-    Ticks and layout are realised lazily at draw time; drawing once inside the rc context fixes
-    them, so the saved file looks the same whatever rcParams the caller has.
+    Tick objects are created lazily and read rcParams when created; creating the first ones
+    inside the rc context (later ticks copy their properties) keeps the saved file in the house
+    style whatever rcParams the caller has when it saves.
     """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs) -> Figure:
         with _style():
             fig = func(*args, **kwargs)
-            fig.draw_without_rendering()
+            for ax in fig.get_axes():
+                for axis in (ax.xaxis, ax.yaxis):
+                    axis.get_major_ticks()
+                    axis.get_minor_ticks()
         return fig
 
     return wrapper
@@ -167,9 +171,7 @@ def _note(ax, text: str) -> None:
         fontsize=8,
     )
     # tick_params, not set_xticks([]): the panel may share its axes with panels that have data
-    ax.tick_params(
-        left=False, bottom=False, labelleft=False, labelbottom=False, which="both"
-    )
+    ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False, which="both")
     ax.grid(False)
 
 
@@ -190,6 +192,10 @@ def _label(metric: str, variant: str = "") -> str:
 
 def _name(metric: str) -> str:
     return _METRICS.get(metric, (metric.replace("_", " "), "", 1.0))[0]
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _scale(metric: str) -> float:
@@ -347,7 +353,7 @@ def convexity_by_layer(
     """
     if x not in ("depth", "layer_index"):
         raise ValueError(f"x must be 'depth' or 'layer_index', got {x!r}.")
-    title = f"{_name(metric).capitalize()} of class regions per layer ({dataset})"
+    title = f"{_cap(_name(metric))} of class regions per layer ({dataset})"
     wanted = [metric, f"{metric}_chance", f"{metric}_chance_std"]
     d = _rows(metrics, wanted, dataset=dataset)
     if "class" in d.columns:
@@ -366,7 +372,9 @@ def convexity_by_layer(
     colours = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(stages)}
     nrow, ncol = _grid(len(models), col_wrap)
     fig = _figure(2.9 * ncol + 1.6, 2.3 * nrow + 0.8)
-    axes = fig.subplots(nrow, ncol, sharex=True, sharey=True, squeeze=False).ravel()
+    # layer positions are per model (depths differ), so only relative depth shares its x axis
+    axes = fig.subplots(nrow, ncol, sharex=x == "depth", sharey=True, squeeze=False).ravel()
+    _hide_unused(axes, len(models), ncol)
     has_chance = False
     for ax, model in zip(axes, models, strict=False):
         drawn = False
@@ -388,7 +396,12 @@ def convexity_by_layer(
                 if "value_std" in ch and ch["value_std"].notna().any():
                     half = 2.0 * ch["value_std"].fillna(0.0)
                     ax.fill_between(
-                        ch[x], ch["value"] - half, ch["value"] + half, color=colour, alpha=0.18, lw=0
+                        ch[x],
+                        ch["value"] - half,
+                        ch["value"] + half,
+                        color=colour,
+                        alpha=0.18,
+                        lw=0,
                     )
         if not drawn:
             _note(ax, f"'{metric}' is NaN at every layer")
@@ -396,18 +409,17 @@ def convexity_by_layer(
         if x == "layer_index":
             ticks = _mean_by(main[main["model"] == model], ["layer", x])
             ax.set_xticks(ticks[x], ticks["layer"])
-    _hide_unused(axes, len(models), ncol)
     fig.supxlabel(
-        "relative depth (0 = first tapped layer, 1 = final embedding)"
-        if x == "depth"
-        else "layer"
+        "relative depth (0 = first tapped layer, 1 = final embedding)" if x == "depth" else "layer"
     )
     fig.supylabel(_label(metric))
-    handles = [Line2D([], [], color=colours[s], marker="o", ms=3, label=_stage_label(s)) for s in stages]
+    handles = [
+        Line2D([], [], color=colours[s], marker="o", ms=3, label=_stage_label(s)) for s in stages
+    ]
     if has_chance:
         handles.append(Line2D([], [], color="0.4", ls="--", lw=0.8, label="permutation chance"))
         handles.append(Patch(color="0.4", alpha=0.18, lw=0, label="chance ± 2 s.d."))
-    fig.legend(handles=handles, loc="outside right upper", title="stage")
+    fig.legend(handles=handles, loc="outside right center", title="stage")
     fig.suptitle(title)
     return fig
 
@@ -474,9 +486,7 @@ def metric_vs_binding(
         Which representation is compared.
     """
     title = f"{_name(binding_metric)} vs representation metrics (layer {layer}, {stage})"
-    binding = _rows(
-        metrics, binding_metric, dataset=binding_dataset, layer=str(layer), stage=stage
-    )
+    binding = _rows(metrics, binding_metric, dataset=binding_dataset, layer=str(layer), stage=stage)
     if binding_metric == "binding_ood_accuracy" and (binding["variant"] == "logreg").any():
         binding = binding[binding["variant"] == "logreg"]
     y_by_model = _mean_by(binding, ["model"]).dropna(subset=["value"])
@@ -514,8 +524,8 @@ def metric_vs_binding(
     nrow, ncol = _grid(len(panels), col_wrap)
     fig = _figure(2.9 * ncol + 1.6, 2.6 * nrow + 0.6)
     axes = fig.subplots(nrow, ncol, sharey=True, squeeze=False).ravel()
-    for ax, (name, var, rows, source) in zip(axes, panels, strict=False):
-        ax.set_xlabel(_label(name, var))
+    _hide_unused(axes, len(panels), ncol)
+    for ax, (name, _, rows, source) in zip(axes, panels, strict=False):
         if rows is None:
             _note(ax, f"'{name}' missing at layer {layer} ({stage})")
             continue
@@ -551,14 +561,15 @@ def metric_vs_binding(
             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8},
         )
         ax.set_title(f"x from {source}", fontsize=7, color="0.35")
+    for ax, (name, var, _, _) in zip(axes, panels, strict=False):
+        ax.set_xlabel(_label(name, var))  # after regplot, which labels axes by column name
         ax.set_ylabel("")
-    _hide_unused(axes, len(panels), ncol)
     fig.supylabel(f"{_label(binding_metric)}, {binding_dataset}")
     handles = [
         Line2D([], [], ls="", marker="o", ms=5, color=colours[o], label=o) for o in hue_order
     ]
     handles.append(Line2D([], [], color="0.35", label="OLS fit, 95 % CI"))
-    fig.legend(handles=handles, loc="outside right upper", title="objective")
+    fig.legend(handles=handles, loc="outside right center", title="objective")
     fig.suptitle(title)
     return fig
 
@@ -604,9 +615,7 @@ def collapse_curves(study: pd.DataFrame) -> Figure:
             continue
         for m in dims:
             curve = _mean_by(rows[rows["dim"] == m], ["eta"]).sort_values("eta")
-            ax.plot(
-                curve["eta"], sign * curve["value"], marker="o", ms=2.5, color=dim_colours[m]
-            )
+            ax.plot(curve["eta"], sign * curve["value"], marker="o", ms=2.5, color=dim_colours[m])
         ax.set_xlabel("collapse degree η (fraction of zeroed coordinates)")
     if collapse[collapse["metric"] == w2].shape[0]:
         grid = np.linspace(0.0, float(collapse["eta"].max()), 200)
@@ -625,13 +634,15 @@ def collapse_curves(study: pd.DataFrame) -> Figure:
     axes = bottom.subplots(2, 3, sharex=True)
     props = s[s["study"].isin(["icc", "fcc", "fbc"])]
     etas = sorted(props["eta"].dropna().unique())
-    eta_colours = {e: PALETTE[(i + 4) % len(PALETTE)] for i, e in enumerate(etas)}
+    # η is ordered: a sequential, colour-blind-safe ramp (viridis without its pale end)
+    ramp = sns.color_palette("viridis", len(etas) + 1)
+    eta_colours = {e: ramp[i] for i, e in enumerate(etas)}
     names = {
         "icc": "instance cloning (ICC)",
         "fcc": "feature cloning (FCC)",
         "fbc": "feature baby (FBC)",
     }
-    for row, (metric, ylabel) in enumerate(((w2, "−W2"), (lu, "−L_U"))):
+    for row, (metric, ylabel) in enumerate(((w2, "uniformity −W2"), (lu, "uniformity −L_U"))):
         for col, prop in enumerate(("icc", "fcc", "fbc")):
             ax = axes[row, col]
             rows = props[(props["study"] == prop) & (props["metric"] == metric)]
@@ -649,7 +660,7 @@ def collapse_curves(study: pd.DataFrame) -> Figure:
                 )
             ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
             if col == 0:
-                ax.set_ylabel(f"{ylabel} (higher = more uniform)")
+                ax.set_ylabel(ylabel)
             if row == 1:
                 ax.set_xlabel("number of clones n")
     handles = [
@@ -658,6 +669,7 @@ def collapse_curves(study: pd.DataFrame) -> Figure:
     ]
     if handles:
         bottom.legend(handles=handles, loc="outside right upper", title="collapse")
+    bottom.suptitle("Properties under cloning (higher = more uniform)", fontsize=9)
     fig.suptitle(title)
     return fig
 
@@ -688,11 +700,19 @@ def _heatmap(
         linecolor="white",
     )
     for i, j in zip(*np.nonzero(np.isnan(values)), strict=True):
-        ax.add_patch(
-            Rectangle((j, i), 1, 1, fill=False, hatch="////", ec="0.7", lw=0.0, zorder=2)
-        )
+        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, hatch="////", ec="0.7", lw=0.0, zorder=2))
         if annotate:
-            ax.text(j + 0.5, i + 0.5, "n/a", ha="center", va="center", fontsize=6, color="0.4")
+            ax.text(
+                j + 0.5,
+                i + 0.5,
+                "n/a",
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="0.25",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
+            )
+    ax.grid(False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", labelrotation=45)
@@ -729,7 +749,7 @@ def _matrix_panels(
     fig = _figure(side * len(panels) + 1.2, side + 0.9)
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False).ravel())
     for ax, (name, mat) in zip(axes, panels, strict=True):
-        _heatmap(ax, mat, norm, cmap, fmt, xlabel, ylabel)
+        _heatmap(ax, mat, norm, cmap, fmt, xlabel, ylabel if ax is axes[0] else "")
         ax.set_title(name)
     bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.8)
     bar.set_label(_label(metric))
@@ -791,7 +811,7 @@ def similarity_heatmaps(
         None: the first dataset in sorted order (named in the title).
     """
     panels, chosen = _pair_matrices(metrics, metric, layer, dataset, stage, "model", "model_b")
-    title = f"{_name(metric).capitalize()} between models, layer {layer} ({stage}"
+    title = f"{_cap(_name(metric))} between models, layer {layer} ({stage}"
     title += f", {chosen})" if chosen else ")"
     if not panels:
         return _missing(title, f"no '{metric}' rows with model_b at layer {layer} ({stage})")
@@ -874,7 +894,7 @@ def semantic_structure(
     metric = "gri_labels"
     d = _rows(metrics, metric, variant=method, stage=stage)
     d, chosen = _pick_dataset(d, dataset)
-    title = f"Semantic structure: GRI of {method} concepts with class labels ({stage}"
+    title = f"Semantic structure: {method} concepts vs class labels ({stage}"
     title += f", {chosen})" if chosen else ")"
     d = d.dropna(subset=["value"])
     if not d.empty and x not in d.columns:
@@ -885,7 +905,7 @@ def semantic_structure(
     hue_order = sorted(set(objectives.values()))
     colours = {o: PALETTE[i % len(PALETTE)] for i, o in enumerate(hue_order)}
     markers = ["o", "s", "^", "D", "v", "P", "X"]
-    fig = _figure(5.6, 3.4)
+    fig = _figure(6.4, 3.6)
     ax = fig.subplots()
     for i, model in enumerate(sorted(d["model"].unique())):
         curve = _mean_by(d[d["model"] == model], ["layer", x]).sort_values(x)
@@ -896,15 +916,13 @@ def semantic_structure(
             ms=3,
             lw=1.2,
             color=colours[objectives[model]],
-            label=model,
+            label=f"{model} ({objectives[model]})",
         )
     ax.set_xlabel(
         "relative depth (0 = first tapped layer, 1 = final embedding)" if x == "depth" else "layer"
     )
     ax.set_ylabel(_label(metric))
-    fig.legend(loc="outside right upper", title="model")
-    obj_handles = [Patch(color=colours[o], label=o) for o in hue_order]
-    fig.legend(handles=obj_handles, loc="outside right lower", title="objective")
+    fig.legend(loc="outside right center", title="model (objective, colour)")
     ax.set_title(title)
     return fig
 
@@ -956,7 +974,8 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
                 if np.isfinite(lo) and np.isfinite(hi):
                     ax.hlines(i, lo, hi, color=colour, lw=1.6)
                 ax.plot(est, i, "o", ms=5, color=colour)
-                label = f"{_fmt(est)} [{_fmt(lo)}, {_fmt(hi)}]"
+                label = _fmt(est)
+                label += f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite([lo, hi]).all() else " (no CI)"
                 if np.isfinite(r["p"]):
                     label += f"  p = {r['p']:.2g}"
                 if np.isfinite(r["n"]):
@@ -965,7 +984,8 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
                 ax.text(0.5, i, "n/a", transform=text_tf, ha="center", va="center", color="0.4")
                 label = "n/a"
             ax.text(1.02, i, label, transform=text_tf, ha="left", va="center", fontsize=6.5)
-        ax.axvline(0.0, color="0.3", lw=0.8, ls="--", zorder=0)
+        ax.axvline(0.0, color="0.2", lw=0.9, ls="--", zorder=1.5)
+        ax.margins(x=0.08)
         ax.set_yticks(y, rows["claim"])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
@@ -990,7 +1010,7 @@ def training_summary(metrics: pd.DataFrame) -> Figure:
     ``probe_test_accuracy`` (stage pretrained, frozen features) and ``finetune_test_accuracy``
     (stage finetuned_<dataset>) as a dot plot in %, joined per model.
     """
-    title = "Test accuracy: linear probe on frozen features vs full fine-tuning"
+    title = "Test accuracy: linear probe (frozen) vs fine-tuned"
     probe, tuned = "probe_test_accuracy", "finetune_test_accuracy"
     d = _rows(metrics, [probe, tuned]).dropna(subset=["value"])
     if d.empty:
@@ -1001,7 +1021,7 @@ def training_summary(metrics: pd.DataFrame) -> Figure:
     objectives = _objectives(d)
     order = sorted(d["model"].unique(), key=lambda m: (objectives[m], m))
     kinds = {probe: ("linear probe", PALETTE[0], "o"), tuned: ("fine-tuned", PALETTE[1], "D")}
-    fig = _figure(3.6 * len(datasets) + 1.8, 0.3 * len(order) + 1.6)
+    fig = _figure(3.6 * len(datasets) + 1.8, 0.3 * len(order) + 2.0)
     axes = fig.subplots(1, len(datasets), sharey=True, squeeze=False).ravel()
     for ax, name in zip(axes, datasets, strict=True):
         sub = d[d["dataset"] == name]
@@ -1027,6 +1047,6 @@ def training_summary(metrics: pd.DataFrame) -> Figure:
     handles = [
         Line2D([], [], ls="", marker=m, ms=5, color=c, label=lab) for lab, c, m in kinds.values()
     ]
-    fig.legend(handles=handles, loc="outside right upper", title="readout")
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, title="readout")
     fig.suptitle(title)
     return fig

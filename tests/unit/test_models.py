@@ -208,7 +208,8 @@ def test_random_weights_seeded():
     b = create_backbone(spec("test_resnet"), seed=0)
     c = create_backbone(spec("test_resnet"), seed=1)
     assert state_dict_sha256(a) == state_dict_sha256(b)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert state_dict_sha256(a) != state_dict_sha256(c)
     assert not torch.equal(a.layer1[0].conv1.weight, c.layer1[0].conv1.weight)
 
@@ -404,3 +405,12 @@ def test_state_dict_sha256_stable_and_sensitive():
     assert state_dict_sha256(other) != h
     # bfloat16 weights hash (through float32 bytes) and differ from the float32 hash.
     assert state_dict_sha256(create_backbone(spec("test_resnet"), seed=0).bfloat16()) != h
+
+
+def test_checkpoint_missing_convnext_head_norm_raises(tmp_path):
+    sd = _state(timm.create_model("test_convnext", pretrained=False, num_classes=0))
+    del sd["head.norm.weight"], sd["head.norm.bias"]
+    path = tmp_path / "convnext.pt"
+    torch.save(sd, path)
+    with pytest.raises(ValueError, match=r"head\.norm\.weight"):
+        load_encoder(spec("test_convnext", weights="checkpoint", checkpoint=str(path)))

@@ -56,32 +56,70 @@ def metrics() -> pd.DataFrame:
                     )
                 )
                 rows.append(  # a per-class row that the layer plot must ignore
-                    _base(model, layer, stage=stage, metric="graph_convexity", value=-500.0,
-                          **{"class": "3"})
+                    _base(
+                        model,
+                        layer,
+                        stage=stage,
+                        metric="graph_convexity",
+                        value=-500.0,
+                        **{"class": "3"},
+                    )
                 )
                 rows.append(
-                    _base(model, layer, stage=stage, metric="graph_convexity_chance",
-                          value=12.0, **{"class": "all"})
+                    _base(
+                        model,
+                        layer,
+                        stage=stage,
+                        metric="graph_convexity_chance",
+                        value=12.0,
+                        **{"class": "all"},
+                    )
                 )
                 rows.append(
-                    _base(model, layer, stage=stage, metric="graph_convexity_chance_std",
-                          value=1.5, **{"class": "all"})
+                    _base(
+                        model,
+                        layer,
+                        stage=stage,
+                        metric="graph_convexity_chance_std",
+                        value=1.5,
+                        **{"class": "all"},
+                    )
                 )
                 rows.append(
-                    _base(model, layer, stage=stage, metric="euclidean_convexity",
-                          value=60 + 10 * depth)
+                    _base(
+                        model,
+                        layer,
+                        stage=stage,
+                        metric="euclidean_convexity",
+                        value=60 + 10 * depth,
+                    )
                 )
             for method in ("manifold", "kmeans", "pca"):
                 rows.append(
-                    _base(model, layer, metric="gri_labels", variant=method,
-                          value=0.3 + 0.4 * depth + 0.02 * m)
+                    _base(
+                        model,
+                        layer,
+                        metric="gri_labels",
+                        variant=method,
+                        value=0.3 + 0.4 * depth + 0.02 * m,
+                    )
                 )
                 for layer_b in LAYERS:
                     gap = abs(LAYERS.index(layer) - LAYERS.index(layer_b))
-                    value = np.nan if (method == "pca" and "final" in (layer, layer_b)) else 1 - 0.2 * gap
+                    value = (
+                        np.nan
+                        if (method == "pca" and "final" in (layer, layer_b))
+                        else 1 - 0.2 * gap
+                    )
                     rows.append(
-                        _base(model, layer, metric="gri_layers", variant=method,
-                              layer_b=layer_b, value=value)
+                        _base(
+                            model,
+                            layer,
+                            metric="gri_layers",
+                            variant=method,
+                            layer_b=layer_b,
+                            value=value,
+                        )
                     )
         # final-layer geometry on the natural dataset, binding on the binding dataset
         for metric, value in (
@@ -95,13 +133,24 @@ def metrics() -> pd.DataFrame:
             for var in variants:
                 rows.append(_base(model, "final", metric=metric, variant=var, value=value))
         rows.append(
-            _base(model, "final", dataset="binding", metric="binding_ood_accuracy",
-                  variant="logreg", value=0.2 + 0.1 * m + 0.01 * rng.normal())
+            _base(
+                model,
+                "final",
+                dataset="binding",
+                metric="binding_ood_accuracy",
+                variant="logreg",
+                value=0.2 + 0.1 * m + 0.01 * rng.normal(),
+            )
         )
         rows.append(_base(model, "final", metric="probe_test_accuracy", value=0.7 + 0.05 * m))
         rows.append(
-            _base(model, "final", stage="finetuned_digits", metric="finetune_test_accuracy",
-                  value=0.9 + 0.02 * m)
+            _base(
+                model,
+                "final",
+                stage="finetuned_digits",
+                metric="finetune_test_accuracy",
+                value=0.9 + 0.02 * m,
+            )
         )
         for other in MODELS:
             for var in ("relative", "absolute"):
@@ -111,8 +160,14 @@ def metrics() -> pd.DataFrame:
                     if metric == "stitching_f1":
                         value *= 90
                     rows.append(
-                        _base(model, "final", metric=metric, variant=var, model_b=other,
-                              value=np.nan if undefined else value)
+                        _base(
+                            model,
+                            "final",
+                            metric=metric,
+                            variant=var,
+                            model_b=other,
+                            value=np.nan if undefined else value,
+                        )
                     )
     return pd.DataFrame(rows)
 
@@ -182,10 +237,12 @@ def _check_saves(fig: Figure, tmp_path, name: str) -> None:
     assert fig.get_figwidth() <= 14 and fig.get_figheight() <= 14
 
 
-def _check_data(fig: Figure, tmp_path, name: str) -> None:
+def _check_data(fig: Figure, tmp_path, name: str, save: bool = True) -> None:
+    """Data artists on a visible axes; saving (slow: a layout pass per format) once per function."""
     assert isinstance(fig, Figure)
     assert any(_data_artists(ax) for ax in _visible_axes(fig)), "no data artists drawn"
-    _check_saves(fig, tmp_path, name)
+    if save:
+        _check_saves(fig, tmp_path, name)
 
 
 def _check_missing(fig: Figure, tmp_path, name: str, needle: str) -> None:
@@ -219,7 +276,7 @@ def test_convexity_by_layer_panels_lines_and_chance_band(metrics, tmp_path):
 def test_convexity_by_layer_layer_index_axis_without_position_columns(metrics, tmp_path):
     bare = metrics.drop(columns=["depth", "layer_index"])
     fig = plots.convexity_by_layer(bare, "digits", x="layer_index")
-    _check_data(fig, tmp_path, "convexity_idx")
+    _check_data(fig, tmp_path, "convexity_idx", save=False)
     axes = _visible_axes(fig)
     # 4 panels on a 2 x 3 grid: the bottom panel and the one above an empty cell show the layers
     for ax in (axes[1], axes[3]):
@@ -253,7 +310,7 @@ def test_convexity_reads_table_as_io_does(metrics, tmp_path):
     reread = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=["NaN", "nan", ""])
     reread = reread[reread["layer"] != "final"]
     fig = plots.convexity_by_layer(reread, "digits", x="layer_index")
-    _check_data(fig, tmp_path, "reread")
+    _check_data(fig, tmp_path, "reread", save=False)
 
 
 # ----------------------------------------------------------------------------- binding
@@ -284,14 +341,14 @@ def test_metric_vs_binding_missing(metrics, tmp_path):
     fig = plots.metric_vs_binding(no_binding, ["rankme"])
     _check_missing(fig, tmp_path, "binding_missing", "binding_ood_accuracy")
     fig = plots.metric_vs_binding(metrics, ["rankme:uncentred", "nesum"])
-    _check_data(fig, tmp_path, "binding_partial")
+    _check_data(fig, tmp_path, "binding_partial", save=False)
     assert "'nesum' missing" in _texts(fig)
 
 
 def test_metric_vs_binding_few_models(metrics, tmp_path):
     two = metrics[metrics["model"].isin(["cnn_sup", "vit_mae"])]
     fig = plots.metric_vs_binding(two, ["effective_rank"])
-    _check_data(fig, tmp_path, "binding_two")
+    _check_data(fig, tmp_path, "binding_two", save=False)
     assert "r undefined" in _texts(fig)
 
 
@@ -315,7 +372,7 @@ def test_collapse_curves(study, tmp_path):
 
 def test_collapse_curves_missing(study, tmp_path):
     fig = plots.collapse_curves(study[study["study"] != "FBC"])
-    _check_data(fig, tmp_path, "collapse_partial")
+    _check_data(fig, tmp_path, "collapse_partial", save=False)
     assert "FBC" in _texts(fig)
     _check_missing(plots.collapse_curves(pd.DataFrame()), tmp_path, "collapse_none", "study")
 
@@ -398,7 +455,9 @@ def test_claims_forest(summary, tmp_path):
     assert "n/a" in text and "25 [20, 30]" in text
     supported = mpl.colors.to_hex(plots.VERDICT_COLOURS["supported"])
     first = axes[0]
-    point_colours = {mpl.colors.to_hex(ln.get_color()) for ln in first.lines if ln.get_marker() == "o"}
+    point_colours = {
+        mpl.colors.to_hex(ln.get_color()) for ln in first.lines if ln.get_marker() == "o"
+    }
     assert point_colours == {supported}
     # the zero line is drawn in every panel
     assert all(any(np.allclose(ln.get_xdata(), 0) for ln in ax.lines) for ax in axes)
@@ -407,7 +466,7 @@ def test_claims_forest(summary, tmp_path):
 def test_claims_forest_empty_and_ungrouped(summary, tmp_path):
     _check_missing(plots.claims_forest(summary.iloc[0:0]), tmp_path, "claims_none", "claim")
     fig = plots.claims_forest(summary.drop(columns=["paper"]))
-    _check_data(fig, tmp_path, "claims_flat")
+    _check_data(fig, tmp_path, "claims_flat", save=False)
     assert len(_visible_axes(fig)) == 1
 
 
@@ -415,12 +474,14 @@ def test_training_summary(metrics, tmp_path):
     fig = plots.training_summary(metrics)
     _check_data(fig, tmp_path, "training")
     ax = _visible_axes(fig)[0]
-    xs = np.concatenate([np.asarray(ln.get_xdata(), float) for ln in ax.lines if ln.get_marker() in "oD"])
+    xs = np.concatenate(
+        [np.asarray(ln.get_xdata(), float) for ln in ax.lines if ln.get_marker() in "oD"]
+    )
     assert np.all((xs >= 70) & (xs <= 100))  # fractions shown in %
     labels = [t.get_text() for t in ax.get_yticklabels()]
     objectives = [lab.split("(")[1].rstrip(")") for lab in labels]
     assert objectives == sorted(objectives)  # grouped by objective
     only_probe = metrics[metrics["metric"] != "finetune_test_accuracy"]
-    _check_data(plots.training_summary(only_probe), tmp_path, "training_probe")
+    _check_data(plots.training_summary(only_probe), tmp_path, "training_probe", save=False)
     none = metrics[~metrics["metric"].str.endswith("test_accuracy")]
     _check_missing(plots.training_summary(none), tmp_path, "training_none", "probe_test_accuracy")

@@ -30,6 +30,7 @@ wildcard_constraints:
     model="|".join(MODEL_IDS),
     dataset="|".join(DATASETS),
     stage="pretrained|" + "|".join(f"finetuned_{d}" for d in FINETUNE),
+    figure="[a-z_]+",
 
 
 # ---------------------------------------------------------------- sheets and parameters
@@ -145,7 +146,9 @@ def metric_tables():
 
 
 def figure_files():
-    return []
+    from repaudit.figures import available
+
+    return [f"results/figures/{name}.svg" for name in available(config)]
 
 
 def final_outputs():

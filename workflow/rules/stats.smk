@@ -38,3 +38,28 @@ rule test_claims:
         "../../envs/stats.yaml"
     script:
         "../scripts/test_claims.py"
+
+
+rule plot_figure:
+    input:
+        metrics="results/tables/metrics.tsv",
+        claims="results/stats/claims.tsv",
+    output:
+        svg=report(
+            "results/figures/{figure}.svg",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+        png="results/figures/{figure}.png",
+    params:
+        config=config,
+    log:
+        "logs/figures/{figure}.log",
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_figure.py"

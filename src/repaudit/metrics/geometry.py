@@ -271,16 +271,6 @@ def self_cluster(X) -> float:
 # --------------------------------------------------------------------------------------------
 # local isotropy
 # --------------------------------------------------------------------------------------------
-def _merge_best(
-    best_d: torch.Tensor, best_i: torch.Tensor, d: torch.Tensor, i: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the c smallest of the running (best_d, best_i) and new candidates (d, i), per row."""
-    all_d = torch.cat([best_d, d], dim=1)
-    all_i = torch.cat([best_i, i], dim=1)
-    keep = all_d.topk(best_d.shape[1], dim=1, largest=False, sorted=False).indices
-    return all_d.gather(1, keep), all_i.gather(1, keep)
-
-
 def _pairwise_pass(
     X: np.ndarray,
     k: int | None,
@@ -295,16 +285,18 @@ def _pairwise_pass(
 
     - the exact Euclidean k nearest neighbours of every row (``k`` not None), self excluded,
       ties broken by lower index: ‖x_i − x_j‖² = ‖x̄_i‖² + ‖x̄_j‖² − 2⟨x̄_i, x̄_j⟩ on centred
-      rows x̄ = x − μ. Each tile updates the candidate lists of its rows *and* columns (symmetry
-      halves the GEMMs); each row keeps its k + ``margin`` best candidates, finally ordered by
+      rows x̄ = x − μ. Each tile gives the k + ``margin`` best candidates of its rows *and*
+      of its columns (symmetry halves the GEMMs); the candidates of a row are finally ordered by
       (distance, index). (Exactly tied distances beyond ``margin`` may drop a lower index.)
     - Wang & Isola's L_U of the L2-normalised raw rows (``t`` not None):
       −t‖u_i − u_j‖² = 2t(c_ij − 1), c_ij = ⟨x_i, x_j⟩/(‖x_i‖‖x_j‖) and
       ⟨x_i, x_j⟩ = ⟨x̄_i, x̄_j⟩ + ⟨x̄_i, μ⟩ + ⟨μ, x̄_j⟩ + ‖μ‖², summed over i < j as in
       :func:`repaudit.metrics.uniformity.wang_isola_uniformity`.
 
-    Memory is O(chunk_size² + N(k + margin)) beyond X. Returns (indices (N, k) or None, L_U or
-    None). Rows must be non-zero when ``t`` is given.
+    Memory beyond X: a few chunk_size² float64 tiles plus the candidates, N²(k + margin)/chunk_size
+    values and indices. Returns (indices (N, k) or None, L_U or None). Rows must be non-zero
+    when ``t`` is given. Large tiles on purpose: every torch op is a parallel region, and fewer,
+    larger ops run much faster on a loaded machine.
     """
     n = X.shape[0]
     if k is None and t is None:
@@ -314,17 +306,17 @@ def _pairwise_pass(
     Xc = X - mu
     Xt = torch.from_numpy(Xc).to(dev)
     sq = (Xt * Xt).sum(dim=1)
+    starts = list(range(0, n, chunk_size))
     if k is not None:
-        c = min(n - 1, int(k) + margin)
-        best_d = torch.full((n, c), torch.inf, dtype=torch.float64, device=dev)
-        best_i = torch.full((n, c), -1, dtype=torch.int64, device=dev)
+        c = int(k) + margin
+        cand: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {a: [] for a in starts}
     if t is not None:
         p = Xt @ torch.from_numpy(mu).to(dev)  # ⟨x̄_i, μ⟩
         q = p + float(mu @ mu)
-        w = math.sqrt(2.0 * t) / torch.sqrt(sq + 2.0 * p + float(mu @ mu))  # √(2t)/‖x_i‖
+        w = math.sqrt(2.0 * t) / torch.from_numpy(np.linalg.norm(X, axis=1)).to(dev)  # √(2t)/‖x_i‖
         direct = 4.0 * t < 700.0  # exp(2t·c) ∈ [e^{−2t}, e^{2t}]: no overflow or underflow
         parts = []
-    for a0 in range(0, n, chunk_size):
+    for a0 in starts:
         a1 = min(a0 + chunk_size, n)
         for b0 in range(a0, n, chunk_size):
             b1 = min(b0 + chunk_size, n)
@@ -336,17 +328,11 @@ def _pairwise_pass(
                 D = torch.add(sq[None, b0:b1], G, alpha=-2.0).add_(sq[a0:a1, None])
                 if diag:
                     D.fill_diagonal_(torch.inf)
-                cw = min(c, b1 - b0)
-                vals, ids = D.topk(cw, dim=1, largest=False, sorted=False)
-                best_d[a0:a1], best_i[a0:a1] = _merge_best(
-                    best_d[a0:a1], best_i[a0:a1], vals, ids + b0
-                )
+                vals, ids = D.topk(min(c, b1 - b0), dim=1, largest=False, sorted=False)
+                cand[a0].append((vals, ids + b0))
                 if not diag:
-                    ch = min(c, a1 - a0)
-                    vals, ids = D.topk(ch, dim=0, largest=False, sorted=False)
-                    best_d[b0:b1], best_i[b0:b1] = _merge_best(
-                        best_d[b0:b1], best_i[b0:b1], vals.T, ids.T + a0
-                    )
+                    vals, ids = D.topk(min(c, a1 - a0), dim=0, largest=False, sorted=False)
+                    cand[b0].append((vals.T, ids.T + a0))
                 del D
             if t is not None:
                 S = G.add_(q[a0:a1, None]).add_(p[None, b0:b1])  # ⟨x_i, x_j⟩, in place
@@ -361,9 +347,12 @@ def _pairwise_pass(
                     parts.append(torch.logsumexp(S.reshape(-1) - 2.0 * t, dim=0))
     idx = lu = None
     if k is not None:
-        best_i, perm = best_i.sort(dim=1)  # by index, then a stable sort by distance
-        order = best_d.gather(1, perm).sort(dim=1, stable=True).indices[:, : int(k)]
-        idx = best_i.gather(1, order)
+        idx = torch.empty((n, int(k)), dtype=torch.int64, device=dev)
+        for a0, parts_a in cand.items():
+            d = torch.cat([v for v, _ in parts_a], dim=1)
+            i, perm = torch.cat([j for _, j in parts_a], dim=1).sort(dim=1)  # by index, then
+            order = d.gather(1, perm).sort(dim=1, stable=True).indices[:, : int(k)]  # distance
+            idx[a0 : a0 + chunk_size] = i.gather(1, order)
     if t is not None:
         lu = torch.logsumexp(torch.stack(parts), dim=0).item() - math.log(n * (n - 1) / 2.0)
     return idx, lu

@@ -422,7 +422,7 @@ def _collapsed_unit(G: np.ndarray, r: int) -> np.ndarray:
     covariance and zero distance, so every metric only needs the r-dimensional block plus m.
     """
     U = np.asarray(G[:, :r], dtype=np.float64)
-    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    U /= np.sqrt(np.einsum("ij,ij->i", U, U))[:, None]
     return U
 
 
@@ -534,11 +534,11 @@ def collapse_study(
         G = np.random.default_rng(ss).standard_normal((n_max, m), dtype=np.float32)
         for eta in etas:
             z = _n_zeroed(float(eta), m)
-            U = _collapsed_unit(G[:n_samples], m - z)
-            mu, cov = _moments(U)
+            U = _collapsed_unit(G[: max(n_samples, n_samples_lu)], m - z)
+            mu, cov = _moments(U[:n_samples])
             add("collapse", m, z / m, 1, W2, _w2_from_moments(mu, cov, m), n_samples)
-            U = _collapsed_unit(G[:n_samples_lu], m - z)
-            add("collapse", m, z / m, 1, LU, _lu_logsumexp(U, t, 2048, device), n_samples_lu)
+            lu = _lu_logsumexp(U[:n_samples_lu], t, 2048, device)
+            add("collapse", m, z / m, 1, LU, lu, n_samples_lu)
         del G
 
     m = int(property_dim)

@@ -110,7 +110,7 @@ def load_backbone_state(model: nn.Module, state_dict: Mapping, source: str = "")
     state = {k.removeprefix("module."): v for k, v in state_dict.items()}
     state = {k: v for k, v in state.items() if k in own or not k.startswith(head_prefixes)}
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(head_prefixes)]
+    missing = list(result.missing_keys)  # num_classes=0: every own key is part of the embedding
     if missing or result.unexpected_keys:
         raise ValueError(
             f"weights {source!r} do not fit {type(model).__name__}: missing {missing[:5]}, "
