@@ -108,7 +108,8 @@ def _check_references(config: Mapping) -> None:
                 f"define it under 'datasets' (defined: {sorted(datasets)})"
             )
 
-    need(config["pretrain"]["dataset"], "pretrain.dataset")
+    if "pretrain" in config:
+        need(config["pretrain"]["dataset"], "pretrain.dataset")
     for d in config["finetune"]["datasets"]:
         need(d, "finetune.datasets")
     for d in config["features"]["datasets"]:

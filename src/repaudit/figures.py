@@ -29,6 +29,11 @@ def _first(config: dict, section: str) -> str:
     return config[section]["datasets"][0]
 
 
+def _first_model(metrics: pd.DataFrame, metric: str) -> str:
+    models = metrics.loc[metrics["metric"] == metric, "model"]
+    return models.iloc[0] if len(models) else "none"  # the plot explains missing data
+
+
 FIGURES: dict[str, tuple[str | None, Callable[[pd.DataFrame, pd.DataFrame, dict], Figure]]] = {
     "training_summary": ("finetune", lambda m, c, cfg: plots.training_summary(m)),
     "graph_convexity": (
@@ -64,7 +69,7 @@ FIGURES: dict[str, tuple[str | None, Callable[[pd.DataFrame, pd.DataFrame, dict]
     "concept_layers": (
         "concepts",
         lambda m, c, cfg: plots.gri_matrices(
-            m, m.loc[m["metric"] == "gri_layers", "model"].iloc[0], dataset=_first(cfg, "concepts")
+            m, _first_model(m, "gri_layers"), dataset=_first(cfg, "concepts")
         ),
     ),
     "semantic_structure": (

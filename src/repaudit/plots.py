@@ -220,6 +220,8 @@ def _canon_value(v) -> str:
 def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     """A copy with key columns as canonical strings ("" for missing) and ``value`` as float."""
     out = df.copy()
+    if "variant" not in out.columns:  # "" is the house value for "no variant"
+        out["variant"] = ""
     for col in _KEY_COLUMNS:
         if col in out.columns:
             out[col] = out[col].map(_canon_value).astype(str)
@@ -235,14 +237,15 @@ def _rows(metrics: pd.DataFrame, metric: str | Iterable[str], **equal) -> pd.Dat
     """
     wanted = [metric] if isinstance(metric, str) else list(metric)
     if "metric" not in metrics.columns or "value" not in metrics.columns:
-        return pd.DataFrame(columns=["metric", "value", *equal])
+        keys = ["dataset", "model", "stage", "layer", "metric", "variant", "value"]
+        return pd.DataFrame(columns=list(dict.fromkeys([*keys, *equal])))
     sub = _prepare(metrics[metrics["metric"].astype(str).isin(wanted)])
     for col, val in equal.items():
         if val is None:
             continue
         if col not in sub.columns:
             return sub.iloc[0:0]
-        vals = [val] if isinstance(val, str) else [_canon_value(v) for v in val]
+        vals = [val] if isinstance(val, str) else list(val)
         sub = sub[sub[col].isin([_canon_value(v) for v in vals])]
     return sub
 
@@ -289,9 +292,9 @@ def _objectives(df: pd.DataFrame) -> dict[str, str]:
 
 def _pick_dataset(df: pd.DataFrame, dataset: str | None) -> tuple[pd.DataFrame, str]:
     """Rows of one dataset: the given one, else the first in sorted order (named in titles)."""
-    if dataset is not None or "dataset" not in df.columns:
-        if dataset is None:
-            return df, ""
+    if "dataset" not in df.columns:
+        return df, "" if dataset is None else str(dataset)
+    if dataset is not None:
         return df[df["dataset"] == str(dataset)], str(dataset)
     names = sorted(df["dataset"].unique())
     if not names:
@@ -371,7 +374,7 @@ def convexity_by_layer(
     stages = _stage_order(main["stage"].unique())
     colours = {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(stages)}
     nrow, ncol = _grid(len(models), col_wrap)
-    fig = _figure(2.9 * ncol + 1.6, 2.3 * nrow + 0.8)
+    fig = _figure(max(2.9 * ncol + 1.6, 5.6), 2.3 * nrow + 0.8)
     # layer positions are per model (depths differ), so only relative depth shares its x axis
     axes = fig.subplots(nrow, ncol, sharex=x == "depth", sharey=True, squeeze=False).ravel()
     _hide_unused(axes, len(models), ncol)
@@ -410,7 +413,7 @@ def convexity_by_layer(
             ticks = _mean_by(main[main["model"] == model], ["layer", x])
             ax.set_xticks(ticks[x], ticks["layer"])
     fig.supxlabel(
-        "relative depth (0 = first tapped layer, 1 = final embedding)" if x == "depth" else "layer"
+        "relative depth (0 = first layer, 1 = final embedding)" if x == "depth" else "layer"
     )
     fig.supylabel(_label(metric))
     handles = [
@@ -522,7 +525,7 @@ def metric_vs_binding(
     hue_order = sorted(set(objectives.values()))
     colours = {o: PALETTE[i % len(PALETTE)] for i, o in enumerate(hue_order)}
     nrow, ncol = _grid(len(panels), col_wrap)
-    fig = _figure(2.9 * ncol + 1.6, 2.6 * nrow + 0.6)
+    fig = _figure(max(2.9 * ncol + 1.6, 5.6), 2.6 * nrow + 0.6)
     axes = fig.subplots(nrow, ncol, sharey=True, squeeze=False).ravel()
     _hide_unused(axes, len(panels), ncol)
     for ax, (name, _, rows, source) in zip(axes, panels, strict=False):
@@ -594,7 +597,8 @@ def collapse_curves(study: pd.DataFrame) -> Figure:
     title = "Uniformity metrics under dimensional collapse (synthetic)"
     needed = {"study", "eta", "metric", "value"}
     if not needed <= set(study.columns):
-        return _missing(title, f"study table lacks columns {sorted(needed - set(study.columns))}")
+        lacking = sorted(needed - set(study.columns))
+        return _missing(title, f"no collapse-study rows: the table lacks columns {lacking}")
     s = _prepare(study)
     s["study"] = s["study"].str.lower()
     for col in ("dim", "eta", "n_clones"):
@@ -919,7 +923,7 @@ def semantic_structure(
             label=f"{model} ({objectives[model]})",
         )
     ax.set_xlabel(
-        "relative depth (0 = first tapped layer, 1 = final embedding)" if x == "depth" else "layer"
+        "relative depth (0 = first layer, 1 = final embedding)" if x == "depth" else "layer"
     )
     ax.set_ylabel(_label(metric))
     fig.legend(loc="outside right center", title="model (objective, colour)")

@@ -442,6 +442,18 @@ def test_table_degenerate_layer_nan_or_raise():
         geometry_table(feats, local_k=5, alpha_range=(0, 5), on_degenerate="raise")
 
 
+def test_table_zero_row_only_drops_sphere_metrics():
+    X = aniso(60, 6)
+    X[7] = 0.0
+    with pytest.warns(RuntimeWarning, match="all-zero row"):
+        df = geometry_table({"0": X}, local_k=5, alpha_range=(0, 5))
+    v = df.set_index("metric").value
+    for m in ("self_cluster", "wasserstein_uniformity", "wang_isola_uniformity"):
+        assert np.isnan(v[m])
+    assert v["local_isotropy"] == pytest.approx(local_isotropy(X, k=5), rel=1e-12)
+    assert v["nesum"] == pytest.approx(nesum(X), rel=1e-12)
+
+
 def test_table_rejects_bad_input():
     X = aniso(30, 5)
     bad = X.copy()

@@ -485,3 +485,32 @@ def test_training_summary(metrics, tmp_path):
     _check_data(plots.training_summary(only_probe), tmp_path, "training_probe", save=False)
     none = metrics[~metrics["metric"].str.endswith("test_accuracy")]
     _check_missing(plots.training_summary(none), tmp_path, "training_none", "probe_test_accuracy")
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda t: plots.convexity_by_layer(t, "digits"),
+        lambda t: plots.euclidean_convexity_by_layer(t, "digits"),
+        lambda t: plots.metric_vs_binding(t, ["rankme"]),
+        lambda t: plots.collapse_curves(t),
+        lambda t: plots.similarity_heatmaps(t, "linear_cka", "final"),
+        lambda t: plots.stitching_heatmap(t, "final"),
+        lambda t: plots.gri_matrices(t, "vit_mae"),
+        lambda t: plots.semantic_structure(t),
+        lambda t: plots.claims_forest(t),
+        lambda t: plots.training_summary(t),
+    ],
+)
+@pytest.mark.parametrize("table", ["empty", "unrelated"])
+def test_every_figure_survives_tables_without_its_rows(draw, table, tmp_path):
+    if table == "empty":
+        df = pd.DataFrame()
+    else:  # a tidy table with none of the wanted metrics, and no variant/dataset columns
+        df = pd.DataFrame({"model": ["a"], "stage": ["pretrained"], "layer": ["0"]})
+        df["metric"], df["value"] = "nesum", 1.0
+    fig = draw(df)
+    assert isinstance(fig, Figure)
+    assert not any(_data_artists(ax) for ax in _visible_axes(fig))
+    assert "no " in _texts(fig)
+    fig.savefig(tmp_path / "empty.png", dpi=30)

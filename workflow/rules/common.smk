@@ -24,6 +24,8 @@ MODEL_IDS = MODELS["model_id"].tolist()
 ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
 DATASETS = list(config["datasets"])
 FINETUNE = config["finetune"]["datasets"]
+if ZOO and "pretrain" not in config:
+    sys.exit(f"config error: zoo models {ZOO} need a 'pretrain' section (see config/README.md)")
 
 
 wildcard_constraints:
@@ -50,6 +52,10 @@ def stages(dataset):
 
 
 # ---------------------------------------------------------------- input functions
+
+
+def pretrain_data():
+    return f"results/data/{config['pretrain']['dataset']}.h5" if "pretrain" in config else []
 
 
 def get_pretrained_weights(wildcards):

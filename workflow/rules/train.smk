@@ -1,12 +1,12 @@
 rule pretrain_encoder:
     input:
-        data=f"results/data/{config['pretrain']['dataset']}.h5",
+        data=pretrain_data(),
     output:
         model="results/models/{model}/pretrained.pt",
         history="results/models/{model}/pretrain_history.tsv",
     params:
         model=get_model_row,
-        train=config["pretrain"],
+        train=config.get("pretrain"),
         seed=config["seed"],
         device=config["device"],
     log:

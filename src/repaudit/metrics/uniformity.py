@@ -203,7 +203,7 @@ def wasserstein_uniformity_floor(n_samples: int, dim: int, seed: int = 0) -> flo
     S = np.zeros((dim, dim))
     for a in range(0, n_samples, _ROW_CHUNK):
         G = rng.standard_normal((min(_ROW_CHUNK, n_samples - a), dim))
-        G /= np.linalg.norm(G, axis=1, keepdims=True)
+        G /= np.sqrt(np.einsum("ij,ij->i", G, G))[:, None]
         s += G.sum(axis=0)
         S += G.T @ G
     mu = s / n_samples
@@ -474,8 +474,10 @@ def collapse_study(
     ``n_clones`` = n is the number of copies of D (ICC, rows) or feature blocks (FCC: copies of z;
     FBC: z plus n − 1 zero blocks), so n = 1 is the original D in all three studies.
 
-    Default cost (two CPU cores): about 30-50 s, dominated by m = 2048 (W2 covariances of
-    20000 × r and L_U on 4000 × r, for 20 values of η).
+    Default sizes: N = 20,000 for W2 (the paper's collapse script), 4,000 for L_U (the spec's
+    table), |D| = 1,000 for ICC (the paper's), m ∈ {32, 256, 2048}, 20 values of η, n = 1-10.
+    Cost: about 70 s on one core of a shared 2-core machine (one BLAS/OpenMP thread), 60 % of it
+    for m = 2048 (W2 covariances of 20000 × r and L_U on 4000 × r); BLAS-3 work parallelises.
 
     Parameters
     ----------
@@ -514,6 +516,8 @@ def collapse_study(
             raise ValueError(f"{name} must be >= 2, got {v}.")
     if int(n_samples_icc) < 2:
         raise ValueError(f"n_samples_icc must be >= 2, got {n_samples_icc}.")
+    if not t > 0:
+        raise ValueError(f"t must be > 0, got {t}.")
     for m in dims:  # fail before any compute
         for eta in etas:
             _n_zeroed(float(eta), m)

@@ -1,0 +1,280 @@
+"""The tiny workflow on a real single-node Slurm cluster, through workflow/profiles/slurm.
+
+The module fixture starts munged, mariadbd, slurmdbd, slurmctld and slurmd with
+.ci/slurm_up.sh (installing the Debian packages first if needed) and always stops them by pid
+with .ci/slurm_down.sh. The test then runs config/test.yaml with the Slurm profile and checks
+that every job of the plan ran as its own, completed Slurm job with the profile's account,
+partition and per-rule resources, and that every table equals the local run's (the session
+fixture ``tiny_run``, ``--cores 2``) byte for byte. Without root, Linux or a way to install
+Slurm it skips, naming the reason.
+
+Environment: REPAUDIT_SLURM_TEST_TIMEOUT (seconds for the Slurm run, default 2400).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BIN, ROOT, copy_repo, snakemake, snakemake_env
+
+pytestmark = pytest.mark.workflow
+
+PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
+DEFAULT_PROFILE = ROOT / "workflow" / "profiles" / "default" / "config.yaml"
+UP, DOWN = ROOT / ".ci" / "slurm_up.sh", ROOT / ".ci" / "slurm_down.sh"
+LOCK = Path("/tmp/repaudit-ci-slurm.lock")
+RUN_TIMEOUT = int(os.environ.get("REPAUDIT_SLURM_TEST_TIMEOUT", "2400"))
+# Threads of every job in both runs: the local run (tiny_run) uses --cores 2, so cap the Slurm
+# run the same way; floating-point results may depend on the thread count.
+MAX_THREADS = 2
+TABLE_DIRS = ("results/tables", "results/metrics", "results/stats")
+# Options that change how or where jobs run: the local profile must leave them to the Slurm one.
+EXECUTION_KEYS = {
+    "executor", "jobs", "cores", "local-cores", "resources", "default-resources",
+    "set-resources", "set-threads", "max-threads", "latency-wait", "retries", "scheduler",
+}  # fmt: skip
+
+
+def _profile() -> dict:
+    return yaml.safe_load(PROFILE.read_text())
+
+
+# ---------------------------------------------------------------- profile checks (no cluster)
+
+
+def test_default_profile_cannot_change_slurm_jobs():
+    """Stacking the two profiles (Snakemake merges them key by key) changes no Slurm setting."""
+    default, slurm = yaml.safe_load(DEFAULT_PROFILE.read_text()), _profile()
+    assert not EXECUTION_KEYS & default.keys(), sorted(EXECUTION_KEYS & default.keys())
+    differing = {k for k in default.keys() & slurm.keys() if default[k] != slurm[k]}
+    assert not differing, differing
+
+
+def test_slurm_profile_names_existing_rules():
+    """A renamed rule would silently lose its GPU and memory: Snakemake ignores unknown names."""
+    profile = _profile()
+    named = set(profile["set-resources"]) | set(profile["set-threads"])
+    proc = snakemake(ROOT, "--list-rules", "--configfile", "config/test.yaml")
+    rules = set(proc.stdout.split())
+    assert named <= rules, sorted(named - rules)
+    gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
+    assert gpu_rules == {
+        "pretrain_encoder", "finetune_encoder", "extract_features",
+        "compute_sensitivity", "compute_euclidean_convexity",
+    }  # fmt: skip
+    assert profile["executor"] == "slurm"
+    assert {"slurm_account", "slurm_partition", "mem_mb", "runtime"} <= set(
+        profile["default-resources"]
+    )
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+def _run_script(script: Path, scratch: Path, timeout: int) -> subprocess.CompletedProcess:
+    # Output to a file, not a pipe: the daemons inherit no descriptor that would keep it open.
+    out = scratch.parent / f"{script.stem}.out"
+    with out.open("w") as fh:
+        try:
+            proc = subprocess.run(
+                ["bash", str(script)],
+                env=dict(os.environ, SLURM_SCRATCH=str(scratch)),
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+            )
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            rc = 124
+    return subprocess.CompletedProcess(script.name, rc, out.read_text(), "")
+
+
+def _tail(path: Path, n: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError as err:
+        return f"({err})"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A running single-node cluster: account ``ci``, partition ``debug``; scratch dir yielded."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the Slurm test needs Linux")
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm test needs root (it installs Slurm and starts its daemons)")
+    if shutil.which("slurmctld") is None and shutil.which("apt-get") is None:
+        pytest.skip("Slurm is not installed and there is no apt-get to install it")
+    lock = LOCK.open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        pytest.skip(f"another test session holds the CI Slurm cluster ({LOCK})")
+    scratch = tmp_path_factory.mktemp("slurm") / "cluster"
+    try:
+        up = _run_script(UP, scratch, timeout=600)
+        if up.returncode == 77:
+            pytest.skip(up.stdout.strip().splitlines()[-1] if up.stdout.strip() else "skipped")
+        if up.returncode != 0:
+            logs = "\n".join(f"--- {p}\n{_tail(p)}" for p in sorted((scratch / "log").glob("*")))
+            pytest.fail(f"slurm_up.sh failed (rc {up.returncode}):\n{up.stdout[-4000:]}\n{logs}")
+        yield scratch
+    finally:
+        down = _run_script(DOWN, scratch, timeout=180)
+        print(f"slurm_down.sh (rc {down.returncode}):\n{down.stdout}")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def _sacct(run_id: str) -> list[dict[str, str]]:
+    fields = "JobIDRaw,Comment,State,Account,Partition,ReqMem,Timelimit,ReqCPUS,ReqTRES"
+    start = (datetime.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    proc = subprocess.run(
+        ["sacct", "-X", "--parsable2", "--noheader", "--delimiter", "\x1f", "--name", run_id,
+         "--starttime", start, "--format", fields],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    keys = fields.split(",")
+    return [dict(zip(keys, line.split("\x1f"), strict=True)) for line in proc.stdout.splitlines()]
+
+
+def _minutes(timelimit: str) -> int:
+    """Slurm's [D-]HH:MM:SS as minutes."""
+    days, _, hms = timelimit.rpartition("-")
+    h, m, s = (int(x) for x in hms.split(":"))
+    return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
+
+
+def _rule(comment: str) -> str:
+    """rule_<name> or rule_<name>_wildcards_<values>, as the plugin writes --comment."""
+    assert comment.startswith("rule_"), comment
+    return comment[len("rule_") :].split("_wildcards_")[0]
+
+
+def _job_counts(stdout: str) -> Counter:
+    """The dry run's 'Job stats' table."""
+    counts: Counter = Counter()
+    for line in stdout[stdout.index("Job stats:") :].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def _diagnostics(work: Path, scratch: Path, output: str) -> str:
+    parts = [f"--- snakemake output (tail)\n{output[-6000:]}"]
+    for path in sorted((work / ".snakemake" / "slurm_logs").rglob("*.log"))[-8:]:
+        parts.append(f"--- {path.relative_to(work)}\n{_tail(path, 30)}")
+    for path in sorted((work / "logs").rglob("*.log"))[-4:] if (work / "logs").exists() else []:
+        parts.append(f"--- {path.relative_to(work)}\n{_tail(path, 20)}")
+    for name in ("slurmctld.log", "slurmd.log", "slurmdbd.log"):
+        parts.append(f"--- {name}\n{_tail(scratch / 'log' / name, 20)}")
+    queue = subprocess.run(["squeue", "-t", "all"], capture_output=True, text=True, timeout=30)
+    parts.append(f"--- squeue -t all\n{queue.stdout}{queue.stderr}")
+    return "\n".join(parts)
+
+
+def _run_with_deadline(cmd: list[str], cwd: Path, env: dict, timeout: int) -> tuple[int, str]:
+    """Run ``cmd`` in its own process group; kill the whole group when the deadline passes."""
+    log = cwd / "snakemake_slurm.out"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=fh,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)  # snakemake cancels its Slurm jobs on SIGTERM
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            rc = 124
+    return rc, log.read_text(errors="replace")
+
+
+@pytest.mark.slurm
+def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path):
+    scratch = slurm_cluster
+    work = copy_repo(tmp_path / "repo")
+    profile = _profile()
+    env = {k: v for k, v in snakemake_env().items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    # the profile reads account and partition from Slurm's own variables
+    env.update(SBATCH_ACCOUNT="ci", SBATCH_PARTITION="debug")
+
+    plan = _job_counts(snakemake(work, "-n", "--configfile", "config/test.yaml").stdout)
+
+    cmd = [
+        str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/slurm",
+        "--configfile", "config/test.yaml",
+        "--jobs", str(max(2, os.cpu_count() or 2)),  # the profile's 100 is for a real cluster
+        "--max-threads", str(MAX_THREADS),
+        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-keep-successful-logs",
+    ]  # fmt: skip
+    t0 = time.monotonic()
+    rc, output = _run_with_deadline(cmd, work, env, RUN_TIMEOUT)
+    print(f"Slurm run: rc {rc} in {time.monotonic() - t0:.0f} s, {sum(plan.values())} jobs planned")
+    if rc != 0:
+        pytest.fail(
+            ("timed out" if rc == 124 else f"failed (rc {rc})")
+            + f": {' '.join(cmd)}\n{_diagnostics(work, scratch, output)}"
+        )
+
+    # -- every planned job ran as one completed Slurm job (local jobs: `rule all` and localrules)
+    match = re.search(r"SLURM run ID: (\S+)", output)
+    assert match, output[-3000:]
+    local = Counter(re.findall(r"^localrule (\w+):", output, flags=re.MULTILINE))
+    submitted = Counter(re.findall(r"^rule (\w+):", output, flags=re.MULTILINE))
+    assert submitted + local == plan, (plan, submitted, local)
+    assert set(local) <= {"all"}, f"rules run outside Slurm: {local}"
+    rows = _sacct(match.group(1))
+    assert Counter(_rule(r["Comment"]) for r in rows) == submitted, rows
+    assert {r["State"] for r in rows} == {"COMPLETED"}, rows
+    assert {(r["Account"], r["Partition"]) for r in rows} == {("ci", "debug")}, rows
+    logs = {p.stem for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
+    assert {r["JobIDRaw"] for r in rows} <= logs, "a Slurm job left no jobstep log"
+
+    # -- the profile's per-rule requests reached sbatch
+    threads = profile["set-threads"]
+    for row in rows:
+        rule = _rule(row["Comment"])
+        wanted = profile["set-resources"].get(rule, {})
+        if "mem_mb" in wanted:
+            assert row["ReqMem"] == f"{wanted['mem_mb']}M", (rule, row)
+        if "runtime" in wanted:
+            assert _minutes(row["Timelimit"]) == wanted["runtime"], (rule, row)
+        if rule in threads:
+            assert int(row["ReqCPUS"]) == min(threads[rule], MAX_THREADS), (rule, row)
+        assert ("gres/gpu=1" in row["ReqTRES"]) == bool(wanted.get("gpu")), (rule, row)
+
+    # -- the same tables as the local run, byte for byte
+    def tables(root: Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for d in TABLE_DIRS
+            for p in sorted((root / d).rglob("*.tsv"))
+        }
+
+    on_slurm, locally = tables(work), tables(tiny_run)
+    assert "results/tables/metrics.tsv" in on_slurm
+    assert sorted(on_slurm) == sorted(locally)
+    differ = [name for name in on_slurm if on_slurm[name] != locally[name]]
+    assert not differ, f"tables that differ between the Slurm and the local run: {differ}"
