@@ -188,6 +188,7 @@ if timeout 10 munge -n </dev/null 2>/dev/null | timeout 10 unmunge >/dev/null 2>
 else
     mkdir -p /run/munge
     chown munge:munge /run/munge
+    rm -f /run/munge/munged.pid # stale (no munged answers): must not be mistaken for the new one
     runuser -u munge -- munged --force </dev/null >>"$S/log/munged.out" 2>&1
     wait_for 15 munged test -s /run/munge/munged.pid
     cp /run/munge/munged.pid "$S/munged.pid"
