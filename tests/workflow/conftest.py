@@ -44,9 +44,14 @@ def snakemake(cwd: Path, *args: str, timeout: int = 1800, check: bool = True):
         timeout=timeout,
     )
     if check and proc.returncode != 0:
-        logs = "\n".join(
-            f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((cwd / "logs").rglob("*.log"))[-5:]
-        ) if (cwd / "logs").exists() else ""
+        logs = (
+            "\n".join(
+                f"--- {p}\n{p.read_text()[-2000:]}"
+                for p in sorted((cwd / "logs").rglob("*.log"))[-5:]
+            )
+            if (cwd / "logs").exists()
+            else ""
+        )
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
     return proc
 

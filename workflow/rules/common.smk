@@ -6,7 +6,9 @@ from pathlib import Path
 # (in the venv, under --sdm conda, and inside Slurm jobs, which inherit the environment).
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
 # Idle OpenMP threads sleep instead of spinning: with jobs sharing cores, spinning made
 # torch 4-10x slower here (measured on the Jacobian benchmark).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -25,7 +27,9 @@ ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
 DATASETS = list(config["datasets"])
 FINETUNE = config["finetune"]["datasets"]
 if ZOO and "pretrain" not in config:
-    sys.exit(f"config error: zoo models {ZOO} need a 'pretrain' section (see config/README.md)")
+    sys.exit(
+        f"config error: zoo models {ZOO} need a 'pretrain' section (see config/README.md)"
+    )
 
 
 wildcard_constraints:
@@ -55,7 +59,11 @@ def stages(dataset):
 
 
 def pretrain_data():
-    return f"results/data/{config['pretrain']['dataset']}.h5" if "pretrain" in config else []
+    return (
+        f"results/data/{config['pretrain']['dataset']}.h5"
+        if "pretrain" in config
+        else []
+    )
 
 
 def get_pretrained_weights(wildcards):
@@ -95,11 +103,17 @@ def get_stage_models(wildcards):
 
 
 def get_stage_features(wildcards):
-    return [f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5" for m in MODEL_IDS]
+    return [
+        f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
+        for m in MODEL_IDS
+    ]
 
 
 def get_stage_memberships(wildcards):
-    return [f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5" for m in MODEL_IDS]
+    return [
+        f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
+        for m in MODEL_IDS
+    ]
 
 
 def section_stages(section, dataset):

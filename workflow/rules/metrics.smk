@@ -3,19 +3,19 @@ rule compute_geometry:
         "results/features/{dataset}/{model}/{stage}.h5",
     output:
         "results/metrics/geometry/{dataset}/{model}/{stage}.tsv",
-    params:
-        geometry=config.get("geometry"),
-        seed=config["seed"],
     log:
         "logs/metrics/geometry/{dataset}/{model}/{stage}.log",
     benchmark:
         "benchmarks/metrics/geometry/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/metrics.yaml"
+    params:
+        geometry=config.get("geometry"),
+        seed=config["seed"],
     script:
         "../scripts/compute_geometry.py"
 
@@ -23,19 +23,19 @@ rule compute_geometry:
 rule uniformity_study:
     output:
         "results/metrics/uniformity/synthetic.tsv",
-    params:
-        study=config.get("uniformity_study"),
-        seed=config["seed"],
     log:
         "logs/metrics/uniformity_study.log",
     benchmark:
         "benchmarks/metrics/uniformity_study.tsv"
+    conda:
+        "../../envs/metrics.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/metrics.yaml"
+    params:
+        study=config.get("uniformity_study"),
+        seed=config["seed"],
     script:
         "../scripts/uniformity_study.py"
 
@@ -45,19 +45,19 @@ rule compute_graph_convexity:
         "results/features/{dataset}/{model}/{stage}.h5",
     output:
         "results/metrics/convexity/{dataset}/{model}/{stage}.tsv",
-    params:
-        convexity=config.get("convexity"),
-        seed=config["seed"],
     log:
         "logs/metrics/convexity/{dataset}/{model}/{stage}.log",
     benchmark:
         "benchmarks/metrics/convexity/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/metrics.yaml"
+    params:
+        convexity=config.get("convexity"),
+        seed=config["seed"],
     script:
         "../scripts/compute_graph_convexity.py"
 
@@ -69,23 +69,23 @@ rule compute_euclidean_convexity:
         head=get_stage_head,
     output:
         "results/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv",
+    log:
+        "logs/metrics/euclidean_convexity/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
     params:
         model=get_model_row,
         euclidean=config.get("euclidean_convexity"),
         pooling=config["features"]["pooling"],
         seed=config["seed"],
         device=config["device"],
-    log:
-        "logs/metrics/euclidean_convexity/{dataset}/{model}/{stage}.log",
-    benchmark:
-        "benchmarks/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/compute_euclidean_convexity.py"
 
@@ -96,23 +96,23 @@ rule compute_sensitivity:
         weights=get_stage_weights,
     output:
         "results/metrics/sensitivity/{dataset}/{model}/{stage}.tsv",
+    log:
+        "logs/metrics/sensitivity/{dataset}/{model}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/sensitivity/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
     params:
         model=get_model_row,
         sensitivity=config.get("sensitivity"),
         pooling=config["features"]["pooling"],
         seed=config["seed"],
         device=config["device"],
-    log:
-        "logs/metrics/sensitivity/{dataset}/{model}/{stage}.log",
-    benchmark:
-        "benchmarks/metrics/sensitivity/{dataset}/{model}/{stage}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/compute_sensitivity.py"
 
@@ -123,19 +123,19 @@ rule probe_binding:
         features="results/features/{dataset}/{model}/{stage}.h5",
     output:
         "results/metrics/binding/{dataset}/{model}/{stage}.tsv",
-    params:
-        binding=config.get("binding"),
-        seed=config["seed"],
     log:
         "logs/metrics/binding/{dataset}/{model}/{stage}.log",
     benchmark:
         "benchmarks/metrics/binding/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/metrics.yaml"
+    params:
+        binding=config.get("binding"),
+        seed=config["seed"],
     script:
         "../scripts/probe_binding.py"
 
@@ -145,20 +145,20 @@ rule compare_relative:
         get_stage_features,
     output:
         "results/metrics/relative/{dataset}/{stage}.tsv",
-    params:
-        models=get_stage_models,
-        relative=config.get("relative"),
-        seed=config["seed"],
     log:
         "logs/metrics/relative/{dataset}/{stage}.log",
     benchmark:
         "benchmarks/metrics/relative/{dataset}/{stage}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
-    conda:
-        "../../envs/metrics.yaml"
+    params:
+        models=get_stage_models,
+        relative=config.get("relative"),
+        seed=config["seed"],
     script:
         "../scripts/compare_relative.py"
 
@@ -168,21 +168,21 @@ rule stitch_encoders:
         get_stage_features,
     output:
         "results/metrics/stitching/{dataset}/{stage}.tsv",
+    log:
+        "logs/metrics/stitching/{dataset}/{stage}.log",
+    benchmark:
+        "benchmarks/metrics/stitching/{dataset}/{stage}.tsv"
+    conda:
+        "../../envs/metrics.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
     params:
         models=get_stage_models,
         relative=config.get("relative"),
         stitching=config.get("stitching"),
         seed=config["seed"],
-    log:
-        "logs/metrics/stitching/{dataset}/{stage}.log",
-    benchmark:
-        "benchmarks/metrics/stitching/{dataset}/{stage}.tsv"
-    threads: 2
-    resources:
-        mem_mb=8000,
-        runtime=240,
-    conda:
-        "../../envs/metrics.yaml"
     script:
         "../scripts/stitch_encoders.py"
 
@@ -193,19 +193,19 @@ rule discover_concepts:
     output:
         table="results/metrics/concepts/{dataset}/{model}/{stage}.tsv",
         memberships="results/concepts/{dataset}/{model}/{stage}.h5",
-    params:
-        concepts=config.get("concepts"),
-        seed=config["seed"],
     log:
         "logs/metrics/concepts/{dataset}/{model}/{stage}.log",
     benchmark:
         "benchmarks/metrics/concepts/{dataset}/{model}/{stage}.tsv"
+    conda:
+        "../../envs/concepts.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/concepts.yaml"
+    params:
+        concepts=config.get("concepts"),
+        seed=config["seed"],
     script:
         "../scripts/discover_concepts.py"
 
@@ -215,19 +215,19 @@ rule align_concepts:
         get_stage_memberships,
     output:
         "results/metrics/concept_alignment/{dataset}/{stage}.tsv",
-    params:
-        models=get_stage_models,
-        concepts=config.get("concepts"),
-        seed=config["seed"],
     log:
         "logs/metrics/concept_alignment/{dataset}/{stage}.log",
     benchmark:
         "benchmarks/metrics/concept_alignment/{dataset}/{stage}.tsv"
+    conda:
+        "../../envs/concepts.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
-    conda:
-        "../../envs/concepts.yaml"
+    params:
+        models=get_stage_models,
+        concepts=config.get("concepts"),
+        seed=config["seed"],
     script:
         "../scripts/align_concepts.py"

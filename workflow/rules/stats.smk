@@ -3,12 +3,12 @@ rule collect_metrics:
         metric_tables(),
     output:
         "results/tables/metrics.tsv",
-    params:
-        models=MODELS.to_dict(orient="records"),
     log:
         "logs/tables/collect_metrics.log",
     conda:
         "../../envs/stats.yaml"
+    params:
+        models=MODELS.to_dict(orient="records"),
     script:
         "../scripts/collect_metrics.py"
 
@@ -24,18 +24,18 @@ rule test_claims:
             category="Claims",
         ),
         details=expand("results/stats/{claim}.tsv", claim=claim_ids()),
-    params:
-        claims=config["claims"],
-        seed=config["seed"],
     log:
         "logs/stats/test_claims.log",
     benchmark:
         "benchmarks/stats/test_claims.tsv"
+    conda:
+        "../../envs/stats.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/stats.yaml"
+    params:
+        claims=config["claims"],
+        seed=config["seed"],
     script:
         "../scripts/test_claims.py"
 
@@ -52,14 +52,14 @@ rule plot_figure:
             labels={"figure": "{figure}"},
         ),
         png="results/figures/{figure}.png",
-    params:
-        config=config,
     log:
         "logs/figures/{figure}.log",
+    conda:
+        "../../envs/plots.yaml"
     resources:
         mem_mb=4000,
         runtime=15,
-    conda:
-        "../../envs/plots.yaml"
+    params:
+        config=config,
     script:
         "../scripts/plot_figure.py"

@@ -4,22 +4,22 @@ rule pretrain_encoder:
     output:
         model="results/models/{model}/pretrained.pt",
         history="results/models/{model}/pretrain_history.tsv",
-    params:
-        model=get_model_row,
-        train=config.get("pretrain"),
-        seed=config["seed"],
-        device=config["device"],
     log:
         "logs/models/{model}/pretrain.log",
     benchmark:
         "benchmarks/models/{model}/pretrain.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        model=get_model_row,
+        train=config.get("pretrain"),
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/pretrain_encoder.py"
 
@@ -32,22 +32,22 @@ rule finetune_encoder:
         model="results/models/{model}/finetuned_{dataset}.pt",
         history="results/models/{model}/finetune_{dataset}_history.tsv",
         metrics="results/metrics/training/{dataset}/{model}/finetuned_{dataset}.tsv",
-    params:
-        model=get_model_row,
-        train=config["finetune"],
-        seed=config["seed"],
-        device=config["device"],
     log:
         "logs/models/{model}/finetune_{dataset}.log",
     benchmark:
         "benchmarks/models/{model}/finetune_{dataset}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=1,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        model=get_model_row,
+        train=config["finetune"],
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/finetune_encoder.py"
 
@@ -59,18 +59,18 @@ rule linear_probe:
     output:
         probe="results/models/{model}/probe_{dataset}.pt",
         metrics="results/metrics/training/{dataset}/{model}/pretrained.tsv",
-    params:
-        probe=config["probe"],
-        seed=config["seed"],
     log:
         "logs/models/{model}/probe_{dataset}.log",
     benchmark:
         "benchmarks/models/{model}/probe_{dataset}.tsv"
+    conda:
+        "../../envs/torch.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        probe=config["probe"],
+        seed=config["seed"],
     script:
         "../scripts/linear_probe.py"

@@ -10,14 +10,17 @@ def start(snakemake) -> logging.Logger:
     # SIGTERM (Ctrl-C, scancel, a killed snakemake) unwinds like an exception, so atomic
     # writers remove their temporary files instead of leaving them behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    log = open(snakemake.log[0], "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+    log = open(snakemake.log[0], "w", buffering=1)
     sys.stdout = sys.stderr = log
     logging.basicConfig(
         stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
     )
-    import torch
-
-    torch.set_num_threads(max(1, int(snakemake.threads)))
+    try:  # the stats and plots envs have no torch
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(max(1, int(snakemake.threads)))
     return logging.getLogger(snakemake.rule)
 
 

@@ -9,11 +9,24 @@ from repaudit.tables import select_samples, with_keys
 log = start(snakemake)
 p, wc, seed = dict(snakemake.params.sensitivity), snakemake.wildcards, snakemake.params.seed
 data = read_dataset(snakemake.input.data)
-encoder, _ = load_encoder(model_spec(snakemake), snakemake.input.weights or None,
-                          pooling=snakemake.params.pooling, seed=seed)
+encoder, _ = load_encoder(
+    model_spec(snakemake),
+    snakemake.input.weights or None,
+    pooling=snakemake.params.pooling,
+    seed=seed,
+)
 idx = select_samples(data.labels, data.split, p["split"], p["n_images"], seed)[: p["n_images"]]
-table = sensitivity_table(encoder, to_tensor(data.images[idx]), k=p["k"],
-                          power_iters=p["power_iters"], n_probes=p["n_probes"], seed=seed,
-                          noise_control=p["noise_control"], device=device(snakemake.params.device))
+table = sensitivity_table(
+    encoder,
+    to_tensor(data.images[idx]),
+    k=p["k"],
+    power_iters=p["power_iters"],
+    n_probes=p["n_probes"],
+    seed=seed,
+    noise_control=p["noise_control"],
+    device=device(snakemake.params.device),
+)
 log.info("%s", table[["metric", "variant", "value"]].to_dict("records"))
-write_table(with_keys(table, dataset=wc.dataset, model=wc.model, stage=wc.stage), snakemake.output[0])
+write_table(
+    with_keys(table, dataset=wc.dataset, model=wc.model, stage=wc.stage), snakemake.output[0]
+)

@@ -6,11 +6,18 @@ from repaudit.models.zoo import finetune_stage
 log = start(snakemake)
 spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
 data = read_dataset(snakemake.input.data)
-payload, history, table = finetune_stage(spec, snakemake.input.weights or None, data,
-                                         dict(params.train), seed=params.seed,
-                                         device=device(params.device))
+payload, history, table = finetune_stage(
+    spec,
+    snakemake.input.weights or None,
+    data,
+    dict(params.train),
+    seed=params.seed,
+    device=device(params.device),
+)
 log.info("test accuracy %.4f", table["value"].iloc[0])
 save_checkpoint(snakemake.output.model, payload)
 write_table(history, snakemake.output.history)
-write_table(table.assign(dataset=wc.dataset, model=wc.model, stage=f"finetuned_{wc.dataset}"),
-            snakemake.output.metrics)
+write_table(
+    table.assign(dataset=wc.dataset, model=wc.model, stage=f"finetuned_{wc.dataset}"),
+    snakemake.output.metrics,
+)

@@ -6,9 +6,15 @@ from repaudit.models.zoo import pretrain_zoo
 log = start(snakemake)
 spec, params = model_spec(snakemake), snakemake.params
 data = read_dataset(snakemake.input.data)
-log.info("pretraining %s (%s, %s) on %d images", spec.model_id, spec.architecture,
-         spec.objective, int((data.split == "train").sum()))
-payload, history = pretrain_zoo(spec, data, dict(params.train), seed=params.seed,
-                                device=device(params.device))
+log.info(
+    "pretraining %s (%s, %s) on %d images",
+    spec.model_id,
+    spec.architecture,
+    spec.objective,
+    int((data.split == "train").sum()),
+)
+payload, history = pretrain_zoo(
+    spec, data, dict(params.train), seed=params.seed, device=device(params.device)
+)
 save_checkpoint(snakemake.output.model, payload)
 write_table(history, snakemake.output.history)

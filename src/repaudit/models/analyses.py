@@ -44,7 +44,10 @@ def euclidean_convexity_table(
         hidden = [
             torch.cat(parts)
             for parts in zip(
-                *(encoder.hidden_states(x[i : i + batch_size]) for i in range(0, len(x), batch_size)),
+                *(
+                    encoder.hidden_states(x[i : i + batch_size])
+                    for i in range(0, len(x), batch_size)
+                ),
                 strict=True,
             )
         ]

@@ -60,8 +60,10 @@ class ModelSpec:
     @property
     def timm_name(self) -> str:
         """The timm name with its pretrained tag: ``architecture.tag`` for hub weights."""
-        return f"{self.architecture}.{self.tag}" if self.weights == "hub" and self.tag else (
-            self.architecture
+        return (
+            f"{self.architecture}.{self.tag}"
+            if self.weights == "hub" and self.tag
+            else (self.architecture)
         )
 
     def as_dict(self) -> dict:

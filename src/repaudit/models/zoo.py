@@ -97,6 +97,8 @@ def probe_stage(
         x[train], labels[train], x[test], labels[test],
         num_classes=len(class_names), seed=seed, **params,
     )  # fmt: skip
-    table = classification_table("probe", metrics["accuracy"], metrics["per_class_recall"], class_names)
+    table = classification_table(
+        "probe", metrics["accuracy"], metrics["per_class_recall"], class_names
+    )
     head = {k: v.detach().float() for k, v in probe.state_dict().items()}
     return {"head": head, "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)}}, table
