@@ -6,8 +6,8 @@ from pathlib import Path
 # (in the venv, under --sdm conda, and inside Slurm jobs, which inherit the environment).
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 # Idle OpenMP threads sleep instead of spinning: with jobs sharing cores, spinning made
 # torch 4-10x slower here (measured on the Jacobian benchmark).
