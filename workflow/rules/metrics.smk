@@ -1,6 +1,8 @@
 rule compute_geometry:
     input:
-        "results/features/{dataset}/{model}/{stage}.h5",
+        features="results/features/{dataset}/{model}/{stage}.h5",
+        data="results/data/{dataset}.h5",
+        weights=get_stage_weights,
     output:
         "results/metrics/geometry/{dataset}/{model}/{stage}.tsv",
     log:
@@ -14,8 +16,11 @@ rule compute_geometry:
         mem_mb=8000,
         runtime=60,
     params:
+        model=get_model_row,
         geometry=config.get("geometry"),
+        pooling=config["features"]["pooling"],
         seed=config["seed"],
+        device=config["device"],
     script:
         "../scripts/compute_geometry.py"
 

@@ -67,3 +67,32 @@ def euclidean_convexity_table(
                 )
             )
     return pd.concat(frames, ignore_index=True)
+
+
+def alignment_table(
+    encoder: torch.nn.Module,
+    images: np.ndarray,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Wang & Isola alignment of the final embedding over two augmented views of each image.
+
+    Views use the SimCLR augmentation recipe (:data:`repaudit.models.augment.AugmentConfig`
+    defaults) from a seeded generator, as Fang et al. measure L_A on augmented test pairs.
+    """
+    from repaudit.metrics.uniformity import alignment
+    from repaudit.models.augment import two_views
+
+    generator = torch.Generator().manual_seed(seed)
+    encoder = encoder.to(device).eval()
+    za, zb = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            a, b = two_views(to_tensor(images[start : start + batch_size]), generator)
+            za.append(encoder(a.to(device)).float().cpu())
+            zb.append(encoder(b.to(device)).float().cpu())
+    value = alignment(torch.cat(za).numpy(), torch.cat(zb).numpy())
+    row = {"layer": "final", "metric": "alignment", "variant": "simclr_views", "value": value}
+    return pd.DataFrame([{**row, "n_samples": len(images), "seed": seed}])
