@@ -140,6 +140,8 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
+# record GPUs in ReqTRES/AllocTRES (sacct), as GPU clusters do
+AccountingStorageTRES=gres/gpu
 # keep the --comment (rule_<name>) the Snakemake plugin sets, so sacct can show it
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/filetxt

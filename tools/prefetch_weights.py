@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Pre-fetch the timm weights of encoder sheets, for clusters whose compute nodes are offline.
+
+Run it once on a machine with internet (a login node) for the sheets you will use. Weights land in
+the Hugging Face cache ($HF_HOME, default ~/.cache/huggingface); the few tags that timm serves from
+a plain URL instead (e.g. vit_huge_patch14_gap_224.in1k_ijepa) land in the torch hub cache
+($TORCH_HOME, default ~/.cache/torch). Put both on a filesystem the compute nodes see, then run
+every job with HF_HUB_OFFLINE=1 so that none of them tries the network:
+
+    export HF_HOME=/shared/$USER/hf TORCH_HOME=/shared/$USER/torch
+    python tools/prefetch_weights.py config/paper/*_models.tsv
+    HF_HUB_OFFLINE=1 python tools/prefetch_weights.py config/paper/*_models.tsv  # cache-only check
+    HF_HUB_OFFLINE=1 snakemake --workflow-profile workflow/profiles/slurm --configfile ...
+
+Arguments are encoder sheets (models.tsv) or config files (.yaml/.yml, whose ``models`` key names
+the sheet). Only ``hub`` rows are fetched, as ``timm.create_model(f"{architecture}.{tag}",
+pretrained=True, num_classes=0, **kwargs)``, the call the pipeline makes; ``zoo``, ``random`` and
+``checkpoint`` rows need nothing. ``--dry-run`` prints the tagged names, one per line, and touches
+no network. A name timm does not list in ``timm.list_pretrained()`` stops the script before any
+download (exit status 2); a failed download is reported and the others go on (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def sheet_path(path: Path) -> Path:
+    """The models sheet a command-line argument names (a sheet, or a config's ``models``)."""
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        config = yaml.safe_load(path.read_text()) or {}
+        if "models" not in config:
+            raise ValueError(f"{path}: no 'models' key; pass the models sheet instead")
+        return Path(config["models"])
+    return path
+
+
+def hub_rows(sheet: Path) -> list[tuple[str, dict]]:
+    """``(architecture.tag, kwargs)`` of every ``hub`` row, read as repaudit.config does."""
+    import pandas as pd
+
+    if not sheet.is_file():
+        raise ValueError(f"models sheet {str(sheet)!r} does not exist")
+    df = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    missing = {"model_id", "architecture", "weights"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{sheet}: missing column(s) {sorted(missing)}")
+    rows = []
+    for _, row in df.iterrows():
+        if row["weights"] != "hub":
+            continue
+        tag = row.get("tag", "").strip()
+        if not tag:
+            raise ValueError(f"{sheet} ({row['model_id']!r}): weights 'hub' needs a pinned 'tag'")
+        text = row.get("kwargs", "").strip()
+        kwargs = json.loads(text) if text else {}
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"{sheet} ({row['model_id']!r}): kwargs {text!r} is not a JSON object")
+        rows.append((f"{row['architecture']}.{tag}", kwargs))
+    return rows
+
+
+def collect(paths: list[Path]) -> list[tuple[str, dict]]:
+    """Unique ``(name, kwargs)`` over all sheets, in first-seen order."""
+    seen, out = set(), []
+    for path in paths:
+        for name, kwargs in hub_rows(sheet_path(path)):
+            key = (name, json.dumps(kwargs, sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                out.append((name, kwargs))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="models sheets or config YAML files")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the tagged timm names only; no network"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        entries = collect(args.paths)
+    except (ValueError, json.JSONDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    known = set(timm.list_pretrained())
+    unknown = sorted({name for name, _ in entries if name not in known})
+    if unknown:
+        print(
+            f"error: timm {timm.__version__} has no pretrained weights named {unknown}; "
+            "check the tag against timm.list_pretrained()",
+            file=sys.stderr,
+        )
+        return 2
+
+    names = list(dict.fromkeys(name for name, _ in entries))
+    for name in names:
+        cfg = get_pretrained_cfg(name)
+        if cfg is not None and not cfg.hf_hub_id:
+            print(f"note: {name} is served from a URL: cached under $TORCH_HOME", file=sys.stderr)
+    if args.dry_run:
+        print("\n".join(names))
+        return 0
+
+    failed = []
+    for name, kwargs in entries:
+        try:
+            timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+        except Exception as err:  # report every failure, fetch the rest
+            failed.append(name)
+            print(f"FAILED {name}: {type(err).__name__}: {err}", file=sys.stderr)
+        else:
+            print(name, flush=True)
+    if failed:
+        print(f"{len(failed)} of {len(entries)} failed: {failed}", file=sys.stderr)
+        return 1
+    print(f"{len(entries)} encoder(s) cached", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
