@@ -167,6 +167,21 @@ def read_features(path: str | os.PathLike, layers: list[str] | None = None) -> F
         )
 
 
+def read_stage_features(
+    paths: list[str], models: list[str], layers: list[str]
+) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+    """Features of every model of one (dataset, stage): ``{model: {layer: X}}``, labels, split.
+
+    All files describe the same images in the same order; a mismatch is an error.
+    """
+    sets = {m: read_features(path, layers=layers) for m, path in zip(models, paths, strict=True)}
+    first = next(iter(sets.values()))
+    for m, fs in sets.items():
+        if not np.array_equal(fs.ids, first.ids):
+            raise ValueError(f"{m}: features cover other images than {models[0]}; re-extract them")
+    return {m: fs.features for m, fs in sets.items()}, first.labels, first.split
+
+
 # --------------------------------------------------------------------------- tables
 
 
