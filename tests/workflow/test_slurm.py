@@ -2,13 +2,17 @@
 
 The module fixture starts munged, mariadbd, slurmdbd, slurmctld and slurmd with
 .ci/slurm_up.sh (installing the Debian packages first if needed) and always stops them by pid
-with .ci/slurm_down.sh. The test then runs config/test.yaml with the Slurm profile and checks
-that every job of the plan ran as its own, completed Slurm job with the profile's account,
-partition and per-rule resources, and that every table equals the local run's (the session
-fixture ``tiny_run``, ``--cores 2``) byte for byte. Without root, Linux or a way to install
-Slurm it skips, naming the reason.
+with .ci/slurm_down.sh. The test then runs one encoder's chain of config/test.yaml (data,
+pretraining, fine-tuning, the probe, extraction and four metrics: every rule that asks for a
+GPU) with the Slurm profile, and checks that every job of the plan ran as its own, completed
+Slurm job with the profile's account, partition and per-rule resources, and that every table
+equals the local run's (the session fixture ``tiny_run``, ``--cores 2``) byte for byte. The
+whole tiny workflow on Slurm takes 15-30 min here, beyond the CI budget:
+``REPAUDIT_SLURM_TEST=full`` runs it. Without root, Linux or a way to install Slurm it skips,
+naming the reason; ``REPAUDIT_SLURM_TEST=0`` skips it too.
 
-Environment: REPAUDIT_SLURM_TEST_TIMEOUT (seconds for the Slurm run, default 3600).
+Environment: REPAUDIT_SLURM_TEST (``0`` | ``chain`` (default) | ``full``),
+REPAUDIT_SLURM_TEST_TIMEOUT (seconds for the Slurm run, default 1800).
 """
 
 from __future__ import annotations
@@ -35,10 +39,22 @@ PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 DEFAULT_PROFILE = ROOT / "workflow" / "profiles" / "default" / "config.yaml"
 UP, DOWN = ROOT / ".ci" / "slurm_up.sh", ROOT / ".ci" / "slurm_down.sh"
 LOCK = Path("/tmp/repaudit-ci-slurm.lock")
-RUN_TIMEOUT = int(os.environ.get("REPAUDIT_SLURM_TEST_TIMEOUT", "3600"))
-# Threads of every job in both runs: the local run (tiny_run) uses --cores 2, so cap the Slurm
-# run the same way; floating-point results may depend on the thread count.
-MAX_THREADS = 2
+RUN_TIMEOUT = int(os.environ.get("REPAUDIT_SLURM_TEST_TIMEOUT", "1800"))
+SCOPE = os.environ.get("REPAUDIT_SLURM_TEST", "chain")
+# One encoder's chain through every rule the Slurm profile gives a GPU (and the rules before them)
+CHAIN = [
+    f"results/metrics/{metric}/digits/resnet_sup/{stage}.tsv"
+    for metric, stage in [
+        ("convexity", "finetuned_digits"),
+        ("euclidean_convexity", "pretrained"),
+        ("sensitivity", "pretrained"),
+        ("geometry", "pretrained"),
+    ]
+]
+# Threads of every job in both runs: the local run (tiny_run) runs every rule on its default
+# one thread, so cap the Slurm run the same way (floating-point results may depend on the
+# thread count); the profile's set-threads then reach sbatch as --cpus-per-task=1.
+MAX_THREADS = 1
 TABLE_DIRS = ("results/tables", "results/metrics", "results/stats")
 # Options that change how or where jobs run: the local profile must leave them to the Slurm one.
 EXECUTION_KEYS = {
@@ -123,9 +139,10 @@ def _tail(path: Path, n: int = 40) -> str:
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
     """A running single-node cluster: account ``ci``, partition ``debug``; scratch dir yielded."""
-    if os.environ.get("REPAUDIT_SLURM_TEST") != "1":
-        # Measured here at 15-30 min on top of the local run: beyond the 30-min CI budget.
-        pytest.skip("set REPAUDIT_SLURM_TEST=1 to run the real-Slurm test (15-30 min)")
+    if SCOPE == "0":
+        pytest.skip("REPAUDIT_SLURM_TEST=0")
+    if SCOPE not in ("chain", "full"):
+        pytest.fail(f"REPAUDIT_SLURM_TEST must be 0, chain or full, not {SCOPE!r}")
     if not sys.platform.startswith("linux"):
         pytest.skip("the Slurm test needs Linux")
     if os.geteuid() != 0:
@@ -235,10 +252,11 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
     # the profile reads account and partition from Slurm's own variables
     env.update(SBATCH_ACCOUNT="ci", SBATCH_PARTITION="debug")
 
-    plan = _job_counts(snakemake(work, "-n", "--configfile", "config/test.yaml").stdout)
+    targets = CHAIN if SCOPE == "chain" else []  # targets first: --configfile takes the rest
+    plan = _job_counts(snakemake(work, *targets, "-n", "--configfile", "config/test.yaml").stdout)
 
     cmd = [
-        str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/slurm",
+        str(BIN / "snakemake"), *targets, "--workflow-profile", "workflow/profiles/slurm",
         "--configfile", "config/test.yaml",
         "--jobs", str(max(2, os.cpu_count() or 2)),  # the profile's 100 is for a real cluster
         "--max-threads", str(MAX_THREADS),
@@ -290,7 +308,6 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
         }
 
     on_slurm, locally = tables(work), tables(tiny_run)
-    assert "results/tables/metrics.tsv" in on_slurm
-    assert sorted(on_slurm) == sorted(locally)
+    assert sorted(on_slurm) == (sorted(CHAIN) if SCOPE == "chain" else sorted(locally))
     differ = [name for name in on_slurm if on_slurm[name] != locally[name]]
     assert not differ, f"tables that differ between the Slurm and the local run: {differ}"

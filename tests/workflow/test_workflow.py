@@ -69,15 +69,55 @@ def _job_counts(stdout: str) -> dict[str, int]:
     return counts
 
 
-def test_bad_config_fails_before_any_job(tmp_path):
+def _typo(config, models):
+    config["datasets"]["digits"]["imgae_size"] = 16
+
+
+def _unknown_dataset(config, models):
+    config["finetune"]["datasets"] = ["digitz"]
+
+
+def _illegal_model_id(config, models):
+    models.loc[0, "model_id"] = "ResNet-Sup"
+
+
+def _unknown_architecture(config, models):
+    models.loc[0, "architecture"] = "resnet_does_not_exist"
+
+
+def _missing_checkpoint(config, models):
+    models.loc[0, ["weights", "checkpoint"]] = ["checkpoint", "weights/missing.pt"]
+
+
+def _missing_image_folder(config, models):
+    config["datasets"]["folder"] = {"kind": "imagefolder", "root": "no/such/folder"}
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "named"),
+    [
+        (_typo, "imgae_size"),
+        (_unknown_dataset, "digitz"),
+        (_illegal_model_id, "ResNet-Sup"),
+        (_unknown_architecture, "resnet_does_not_exist"),
+        (_missing_checkpoint, "weights/missing.pt"),
+        (_missing_image_folder, "no/such/folder"),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else None,
+)
+def test_bad_input_fails_before_any_job(corrupt, named, tmp_path):
+    """Each bad input stops Snakemake with one 'config error:' line naming the bad value."""
     work = copy_repo(tmp_path / "repo")
     config = yaml.safe_load((ROOT / "config/test.yaml").read_text())
-    config["datasets"]["digits"]["imgae_size"] = 16
+    models = pd.read_csv(ROOT / config["models"], sep="\t", dtype=str, keep_default_na=False)
+    corrupt(config, models)
+    config["models"] = "config/bad_models.tsv"
+    models.to_csv(work / config["models"], sep="\t", index=False)
     (work / "config" / "bad.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(work, "--cores", "1", "--configfile", "config/bad.yaml", check=False)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("config error:")]
-    assert len(errors) == 1 and "imgae_size" in errors[0], proc.stderr
+    assert len(errors) == 1 and named in errors[0], proc.stderr
     assert not (work / "results").exists()
 
 
@@ -116,15 +156,16 @@ def test_same_config_same_tables(tiny_run, tmp_path):
     """Reproducible: a second run from scratch gives bit-identical metric tables."""
     work = copy_repo(tmp_path / "repo")
     target = "results/metrics/convexity/digits/resnet_sup/finetuned_digits.tsv"
-    snakemake(work, "--cores", "2", "--configfile", "config/test.yaml", target)
+    snakemake(work, target, "--cores", "2", "--configfile", "config/test.yaml")
     assert (work / target).read_bytes() == (tiny_run / target).read_bytes()
 
 
 def test_kill_during_extraction_then_rerun(tmp_path):
     work = copy_repo(tmp_path / "repo")
     target = "results/features/digits/vit_random/pretrained.h5"
-    args = ["--cores", "2", "--configfile", "config/test.yaml", target]
-    snakemake(work, *args, "results/models/vit_random/pretrained.pt")  # everything upstream
+    # targets go first: --configfile takes every argument that follows it
+    args = [target, "--cores", "2", "--configfile", "config/test.yaml"]
+    snakemake(work, "results/models/vit_random/pretrained.pt", *args[1:])  # everything upstream
     proc = subprocess.Popen(
         [str(BIN / "snakemake"), *args],
         cwd=work, env=snakemake_env(), start_new_session=True,
@@ -142,6 +183,6 @@ def test_kill_during_extraction_then_rerun(tmp_path):
             assert "layers/final" in f
     assert not list((work / "results").rglob("*.tmp-*")), "a partial file was left behind"
     snakemake(work, "--unlock", "--configfile", "config/test.yaml")
-    snakemake(work, *args, "--rerun-incomplete")
+    snakemake(work, "--rerun-incomplete", *args)
     with h5py.File(out) as f:
         assert f["layers/final"].shape[0] == len(f["labels"])

@@ -9,6 +9,10 @@ sys.path.insert(0, SRC)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
+# Every rule runs on one thread by default and jobs run side by side: at the embedded default's
+# scale, two 2-thread jobs on 2 cores (or one beside a 1-thread job) oversubscribe the cores,
+# and OpenMP barriers then made small solves (sklearn's lbfgs) 25x slower here. Give heavy
+# rules more with --set-threads (the Slurm profile does).
 # Idle OpenMP threads sleep instead of spinning: with jobs sharing cores, spinning made
 # torch 4-10x slower here (measured on the Jacobian benchmark).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -23,6 +27,10 @@ except ConfigError as err:
     sys.exit(str(err))
 
 MODEL_IDS = MODELS["model_id"].tolist()
+# concept discovery (UMAP) is the costliest analysis per model: it may run on a subset
+CONCEPT_MODELS = (config.get("concepts") or {}).get("models") or MODEL_IDS
+if unknown := sorted(set(CONCEPT_MODELS) - set(MODEL_IDS)):
+    sys.exit(f"config error: concepts.models: {unknown} are not in {config['models']}")
 ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
 DATASETS = list(config["datasets"])
 FINETUNE = config["finetune"]["datasets"]
@@ -112,7 +120,7 @@ def get_stage_features(wildcards):
 def get_stage_memberships(wildcards):
     return [
         f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
-        for m in MODEL_IDS
+        for m in CONCEPT_MODELS
     ]
 
 
@@ -122,13 +130,13 @@ def section_stages(section, dataset):
     return [s for s in stages(dataset) if wanted is None or s.split("_")[0] in wanted]
 
 
-def per_model(family, section):
+def per_model(family, section, models=MODEL_IDS):
     if section not in config:
         return []
     return [
         f"results/metrics/{family}/{d}/{m}/{s}.tsv"
         for d in config[section]["datasets"]
-        for m in MODEL_IDS
+        for m in models
         for s in section_stages(section, d)
     ]
 
@@ -156,7 +164,7 @@ def metric_tables():
     tables += per_model("euclidean_convexity", "euclidean_convexity")
     tables += per_model("sensitivity", "sensitivity")
     tables += per_model("binding", "binding")
-    tables += per_model("concepts", "concepts")
+    tables += per_model("concepts", "concepts", CONCEPT_MODELS)
     tables += per_stage("relative", "relative")
     tables += per_stage("stitching", "stitching")
     tables += per_stage("concept_alignment", "concepts")

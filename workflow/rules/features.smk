@@ -10,7 +10,6 @@ rule extract_features:
         "benchmarks/features/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,

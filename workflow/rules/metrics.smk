@@ -11,7 +11,6 @@ rule compute_geometry:
         "benchmarks/metrics/geometry/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
@@ -34,7 +33,6 @@ rule uniformity_study:
         "benchmarks/metrics/uniformity_study.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
@@ -56,7 +54,6 @@ rule compute_graph_convexity:
         "benchmarks/metrics/convexity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
@@ -80,7 +77,6 @@ rule compute_euclidean_convexity:
         "benchmarks/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
@@ -107,7 +103,6 @@ rule compute_sensitivity:
         "benchmarks/metrics/sensitivity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
@@ -134,7 +129,6 @@ rule probe_binding:
         "benchmarks/metrics/binding/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
@@ -156,7 +150,6 @@ rule compare_relative:
         "benchmarks/metrics/relative/{dataset}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
@@ -179,7 +172,6 @@ rule stitch_encoders:
         "benchmarks/metrics/stitching/{dataset}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
@@ -204,7 +196,6 @@ rule discover_concepts:
         "benchmarks/metrics/concepts/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/concepts.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
@@ -226,12 +217,11 @@ rule align_concepts:
         "benchmarks/metrics/concept_alignment/{dataset}/{stage}.tsv"
     conda:
         "../../envs/concepts.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     params:
-        models=get_stage_models,
+        models=CONCEPT_MODELS,
         concepts=config.get("concepts"),
         seed=config["seed"],
     script:

@@ -10,7 +10,6 @@ rule pretrain_encoder:
         "benchmarks/models/{model}/pretrain.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
@@ -38,7 +37,6 @@ rule finetune_encoder:
         "benchmarks/models/{model}/finetune_{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
@@ -65,7 +63,6 @@ rule linear_probe:
         "benchmarks/models/{model}/probe_{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
-    threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
