@@ -9,7 +9,7 @@ sys.path.insert(0, SRC)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
-# Every rule runs on one thread by default and jobs run side by side: at the embedded default's
+# All rules run on one thread by default, and jobs side by side. At the embedded default's
 # scale, two 2-thread jobs on 2 cores (or one beside a 1-thread job) oversubscribe the cores,
 # and OpenMP barriers then made small solves (sklearn's lbfgs) 25x slower here. Give heavy
 # rules more with --set-threads (the Slurm profile does).
