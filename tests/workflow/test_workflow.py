@@ -90,7 +90,11 @@ def _missing_checkpoint(config, models):
 
 
 def _missing_image_folder(config, models):
-    config["datasets"]["folder"] = {"kind": "imagefolder", "root": "no/such/folder"}
+    config["datasets"]["folder"] = {
+        "kind": "imagefolder",
+        "root": "no/such/folder",
+        "image_size": 16,
+    }
 
 
 @pytest.mark.parametrize(
