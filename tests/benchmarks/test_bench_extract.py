@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from repaudit.config import read_models
 from repaudit.models.extract import extract_layer_features, to_tensor
 from repaudit.models.factory import ModelSpec, load_encoder
 
@@ -14,14 +17,15 @@ N_IMAGES = 4096
 BATCH_SIZE = 256
 ROUNDS = 3
 
+ROOT = Path(__file__).resolve().parents[2]
 # The pipeline's ViT row of config/models.tsv, with random weights.
-SPEC = ModelSpec(
-    model_id="vit_random",
-    architecture="test_vit",
+SPEC = dataclasses.replace(
+    ModelSpec.from_row(
+        read_models(ROOT / "config/models.tsv", ROOT / "workflow/schemas/models.schema.yaml")
+        .loc["vit_random"]
+        .to_dict()
+    ),
     weights="random",
-    input_size=32,
-    family="vit",
-    kwargs={"img_size": 32, "patch_size": 8},
 )
 
 

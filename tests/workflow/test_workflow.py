@@ -168,10 +168,10 @@ def test_kill_during_extraction_then_rerun(tmp_path):
     work = copy_repo(tmp_path / "repo")
     target = "results/features/digits/vit_random/pretrained.h5"
     # targets go first: --configfile takes every argument that follows it
-    args = [target, "--cores", "2", "--configfile", "config/test.yaml"]
-    snakemake(work, "results/models/vit_random/pretrained.pt", *args[1:])  # everything upstream
+    options = ["--cores", "2", "--configfile", "config/test.yaml"]
+    snakemake(work, "results/models/vit_random/pretrained.pt", *options)  # everything upstream
     proc = subprocess.Popen(
-        [str(BIN / "snakemake"), *args],
+        [str(BIN / "snakemake"), target, *options],
         cwd=work, env=snakemake_env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -187,6 +187,6 @@ def test_kill_during_extraction_then_rerun(tmp_path):
             assert "layers/final" in f
     assert not list((work / "results").rglob("*.tmp-*")), "a partial file was left behind"
     snakemake(work, "--unlock", "--configfile", "config/test.yaml")
-    snakemake(work, "--rerun-incomplete", *args)
+    snakemake(work, target, "--rerun-incomplete", *options)
     with h5py.File(out) as f:
         assert f["layers/final"].shape[0] == len(f["labels"])
