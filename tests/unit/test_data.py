@@ -14,6 +14,7 @@ from PIL import Image
 
 from repaudit.data import ImageDataset
 from repaudit.data.binding import hue_palette, make_binding, swap_pairs_from_extras
+from repaudit.data.glyphs import make_glyphs, optdigits_blocks
 from repaudit.data.loaders import (
     load_digits,
     load_imagefolder,
@@ -208,6 +209,78 @@ def test_make_shapes_noise_is_background_only_and_all_kinds():
 def test_make_shapes_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         _shapes(**kw)
+
+
+# --------------------------------------------------------------------------- glyphs
+
+
+def _glyphs(**kw) -> ImageDataset:
+    return make_glyphs(**{"n_per_class": 6, "letters": "AHOX", "image_size": 8, **kw})
+
+
+def test_optdigits_blocks_hand_derived():
+    # A full square fills the 32 x 32 bitmap: every 4 x 4 block counts 16.
+    np.testing.assert_array_equal(optdigits_blocks(np.ones((5, 5), bool)), np.full((8, 8), 16))
+    # A 2-wide, 8-tall bar is scaled by 4 to 8 x 32 and centred at columns 12..19: blocks
+    # 3 and 4 of every block row are full, the rest empty.
+    bar = np.zeros((20, 20), bool)
+    bar[3:11, 7:9] = True
+    expected = np.zeros((8, 8), np.uint8)
+    expected[:, 3:5] = 16
+    np.testing.assert_array_equal(optdigits_blocks(bar), expected)
+    # Position in the input does not matter (bounding-box crop); an empty glyph stays empty.
+    np.testing.assert_array_equal(optdigits_blocks(np.roll(bar, 5, axis=1)), expected)
+    assert optdigits_blocks(np.zeros((9, 9), bool)).sum() == 0
+
+
+def test_make_glyphs_matches_digits_format():
+    d = _glyphs()
+    assert d.images.shape == (24, 8, 8, 3) and d.class_names == list("AHOX")
+    assert Counter(d.labels.tolist()) == dict.fromkeys(range(4), 6)
+    np.testing.assert_array_equal(d.images[..., 0], d.images[..., 2])  # grey
+    # At 8 x 8 the pixels are the 4 x 4 block counts mapped like sklearn digits: 255 k / 16.
+    levels = np.rint(np.arange(17) * 255 / 16)
+    assert np.isin(d.images, levels).all()
+    # Size normalisation: every glyph touches two opposite borders of the 32 x 32 bitmap.
+    on = d.images[..., 0] > 0
+    touches_rows = on[:, 0, :].any(1) & on[:, -1, :].any(1)
+    touches_cols = on[:, :, 0].any(1) & on[:, :, -1].any(1)
+    assert np.all(touches_rows | touches_cols)
+    json.dumps(d.attrs)
+    assert d.attrs["letters"] == "AHOX" and d.ids[0] == "glyphs-000000"
+
+
+def test_make_glyphs_classes_differ_and_pose_varies():
+    d = _glyphs(n_per_class=20, image_size=32)
+    x = d.images[..., 0].reshape(len(d.labels), -1).astype(float)
+    means = np.stack([x[d.labels == c].mean(0) for c in range(4)])
+    within = np.mean([np.linalg.norm(x[d.labels == c] - means[c], axis=1).mean() for c in range(4)])
+    between = np.mean([np.linalg.norm(a - b) for a in means for b in means if a is not b])
+    assert within > 0 and between > 0.5 * within  # letters are told apart, poses vary
+    assert d.extras["rotation"].std() > 3 and d.extras["shear"].std() > 0.05
+
+
+def test_make_glyphs_seeded():
+    a, b, c = _glyphs(seed=1), _glyphs(seed=1), _glyphs(seed=2)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_array_equal(a.split, b.split)
+    assert not np.array_equal(a.images, c.images)
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"letters": "AA"}, "distinct"),
+        ({"letters": "A"}, "at least 2"),
+        ({"letters": "A "}, "non-blank"),
+        ({"n_per_class": 1}, "n_per_class"),
+        ({"font_size_range": (4, 30)}, "font_size_range"),
+        ({"max_shear": -0.1}, "max_shear"),
+    ],
+)
+def test_make_glyphs_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _glyphs(**kw)
 
 
 # --------------------------------------------------------------------------- binding

@@ -414,3 +414,24 @@ def test_checkpoint_missing_convnext_head_norm_raises(tmp_path):
     torch.save(sd, path)
     with pytest.raises(ValueError, match=r"head\.norm\.weight"):
         load_encoder(spec("test_convnext", weights="checkpoint", checkpoint=str(path)))
+
+
+def test_pretrain_zoo_applies_augment_overrides_and_records_them():
+    from repaudit.data.glyphs import make_glyphs
+    from repaudit.models.zoo import pretrain_zoo
+
+    data = make_glyphs(n_per_class=8, letters="LOTX", image_size=32)
+    zoo = spec("test_resnet", weights="zoo", objective="simclr")
+    base = {"dataset": "glyphs", "epochs": 1, "batch_size": 8, "lr": 1e-3}
+    runs = {
+        name: pretrain_zoo(zoo, data, {**base, **extra}, seed=0, device="cpu")
+        for name, extra in (
+            ("recipe", {}),
+            ("glyph", {"augment": {"crop_scale": [0.2, 1.0], "flip_p": 0.0}}),
+        )
+    }
+    recorded = {k: p["provenance"]["train"]["augment"] for k, (p, _) in runs.items()}
+    assert recorded["recipe"]["crop_scale"] == (0.08, 1.0) and recorded["recipe"]["flip_p"] == 0.5
+    assert recorded["glyph"]["crop_scale"] == (0.2, 1.0) and recorded["glyph"]["flip_p"] == 0.0
+    weights = [p["provenance"]["weights_sha256"] for p, _ in runs.values()]
+    assert weights[0] != weights[1]  # the views, hence the training, differ

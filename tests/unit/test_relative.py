@@ -114,6 +114,34 @@ def test_centering_gives_translation_invariance_and_matches_formula():
     np.testing.assert_allclose(rc, manual, atol=1e-12)
 
 
+def test_whitened_projection_is_affine_invariant_and_matches_scipy_sqrtm():
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 6)) * np.array([5.0, 1.0, 1.0, 0.1, 0.1, 0.01]) + 3.0
+    A = X[:30]
+    rw = R.relative_projection(X, A, whiten=True)
+    # invariant to any invertible affine map, which plain (or centred) cosine is not
+    M, t = rng.normal(size=(6, 6)), rng.normal(size=6) * 4
+    np.testing.assert_allclose(
+        R.relative_projection(X @ M + t, A @ M + t, whiten=True), rw, atol=1e-6
+    )
+    assert np.abs(R.relative_projection(X @ M + t, A @ M + t, center=True) - rw).max() > 0.1
+    # slow reference: W = inverse of scipy's matrix square root of the anchors' covariance
+    mu = A.mean(0)
+    W = np.linalg.inv(np.real(sqrtm(np.cov((A - mu).T, bias=True))))
+    Xw, Aw = (X - mu) @ W, (A - mu) @ W
+    manual = (Xw / np.linalg.norm(Xw, axis=1, keepdims=True)) @ (
+        Aw / np.linalg.norm(Aw, axis=1, keepdims=True)
+    ).T
+    np.testing.assert_allclose(rw, manual, atol=1e-8)
+    # rank-deficient anchors (fewer than the width): pseudo-inverse, still finite
+    wide = rng.normal(size=(40, 50))
+    assert np.isfinite(R.relative_projection(wide, wide[:10], whiten=True)).all()
+    with pytest.raises(ValueError, match="no variance"):
+        R.relative_projection(X, np.ones((4, 6)), whiten=True)
+
+
 def test_relative_projection_errors():
     X = np.ones((5, 3))
     with pytest.raises(ValueError, match="features"):
@@ -564,3 +592,25 @@ def test_stitching_table_structure():
     assert df.value_std.isna().all()  # one seed: no spread
     assert (df[df.variant == "relative"].n_anchors == 20).all()
     assert df[df.variant == "absolute"].n_anchors.isna().all()
+
+
+def test_stitching_table_whitened_variant_recovers_a_low_variance_class_direction():
+    # Two classes differ only along one direction whose spread is 1/100 of 15 nuisance
+    # directions (offset from the origin): with cosine to the anchors, plain or not, the decoder
+    # stays at chance; after anchor whitening it separates the classes.
+    rng = np.random.default_rng(5)
+    n, y = 400, np.arange(400) % 2
+    X = rng.normal(size=(n, 16)) * 10.0 + 30.0
+    X[:, 0] = 0.1 * (2 * y - 1) + 0.02 * rng.normal(size=n)
+    split = np.where(np.arange(n) < 300, "train", "test")
+    df = R.stitching_table(
+        {"m": {"0": X}}, y, split, layers=["0"], n_anchors=60, seeds=(0,), epochs=20, lr=1e-3,
+        hidden=32, variants=("relative_whitened", "absolute", "relative"),
+    )  # fmt: skip
+    v = df.set_index("variant").value
+    assert list(df.variant) == ["relative_whitened", "absolute", "relative"]
+    assert v["relative_whitened"] > 95 and v["relative"] < 65 and v["absolute"] < 65
+    with pytest.raises(ValueError, match="variants"):
+        R.stitching_table({"m": {"0": X}}, y, split, layers=["0"], n_anchors=40, variants=("x",))
+    with pytest.raises(ValueError, match="variants"):
+        R.stitching_table({"m": {"0": X}}, y, split, layers=["0"], n_anchors=40, variants=())

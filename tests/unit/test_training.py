@@ -152,6 +152,20 @@ def test_augment_input_validation():
         aug.AugmentConfig(flip_p=2.0)
 
 
+def test_pretrain_recipe_overrides_the_objectives_default():
+    assert aug.pretrain_recipe("supervised") == aug.SUPERVISED_AUGMENT
+    assert aug.pretrain_recipe("simclr") == aug.AugmentConfig()
+    glyph = aug.pretrain_recipe("barlow_twins", crop_scale=[0.2, 1.0], flip_p=0.0)
+    assert glyph.crop_scale == (0.2, 1.0) and glyph.flip_p == 0.0
+    assert glyph.jitter_p == aug.AugmentConfig().jitter_p  # the rest of the SimCLR recipe stays
+    sup = aug.pretrain_recipe("supervised", flip_p=0.0)
+    assert sup.jitter_p == 0.0 and sup.crop_scale == aug.SUPERVISED_AUGMENT.crop_scale
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        aug.pretrain_recipe("simclr", blur=1.0)
+    with pytest.raises(ValueError, match="crop_scale"):
+        aug.pretrain_recipe("simclr", crop_scale=[0.0, 1.0])
+
+
 # ============================================================================ pretraining
 
 

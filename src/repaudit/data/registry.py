@@ -15,6 +15,8 @@ def build_dataset(spec: dict, seed: int) -> ImageDataset:
     kind = spec.pop("kind")
     if kind == "shapes":
         from repaudit.data.shapes import make_shapes as build
+    elif kind == "glyphs":
+        from repaudit.data.glyphs import make_glyphs as build
     elif kind == "binding":
         from repaudit.data.binding import make_binding as build
     elif kind == "digits":

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 ANCHOR_METHODS = ("uniform", "stratified", "fps", "kmeans")
+STITCHING_VARIANTS = ("relative", "relative_whitened", "absolute")
 # Similarity blocks are computed chunk x N at a time; this bounds a block to 2**22 entries
 # (16 MiB in float32) whatever N is.
 _CHUNK_ELEMS = 2**22
@@ -321,7 +322,7 @@ def _kmeans_anchors(Xn: np.ndarray, n_clusters: int, rng, max_iter: int = 100) -
 # --------------------------------------------------------------------------------------------
 # relative projection and similarity measures
 # --------------------------------------------------------------------------------------------
-def relative_projection(X, anchors_X, center: bool = False) -> np.ndarray:
+def relative_projection(X, anchors_X, center: bool = False, whiten: bool = False) -> np.ndarray:
     """Relative representation: cosine similarity of every sample to every anchor.
 
     arXiv:2209.15430, Eq. 1 with the cosine similarity::
@@ -331,6 +332,15 @@ def relative_projection(X, anchors_X, center: bool = False) -> np.ndarray:
     with ``mu = 0`` (the paper's setting, ``center=False``) or ``mu = mean_j e_aj``, the anchor
     mean (``center=True``, as latentis' ``Centering``; adds invariance to translations).
 
+    ``whiten=True`` (not in the paper; the "whitened inner products" of a follow-up, spec A6)
+    takes the cosine in the anchors' whitened coordinates, ``cos(W(e_x - mu), W(e_aj - mu))``
+    with ``mu`` the anchor mean and ``W = Σ^{-1/2}`` (symmetric, pseudo-inverse over the
+    eigenvalues above ``1e-10 λ_max``) of the anchors' covariance Σ. Why: r is linear in the
+    unit embedding, so its covariance carries the *square* of the latent space's anisotropy; class
+    information in low-variance directions, which a linear read-out of the absolute space still
+    finds, shrinks further in r. Whitening removes the anisotropy and makes r invariant to every
+    invertible affine map of the latent space (with Σ of full rank), not only to similarities.
+
     Parameters
     ----------
     X : array (n, d)
@@ -339,17 +349,32 @@ def relative_projection(X, anchors_X, center: bool = False) -> np.ndarray:
         The same encoder's embeddings of the anchor items, in the shared anchor order.
     center : bool
         Subtract the anchor mean from samples and anchors before the cosine.
+    whiten : bool
+        Centre and whiten samples and anchors with the anchors' statistics (implies ``center``).
 
     Returns
     -------
     np.ndarray float64 (n, K), entries in [-1, 1].
     """
-    Xu, Au = _relative_factors(X, anchors_X, center)
+    Xu, Au = _relative_factors(X, anchors_X, center, whiten)
     return Xu @ Au.T
 
 
-def _relative_factors(X, anchors_X, center: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Unit rows of the (optionally anchor-mean-centred) samples and anchors; r = Xu @ Auᵀ."""
+def _anchor_whitening(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """Symmetric inverse square root of the anchors' covariance (pseudo-inverse below rtol)."""
+    Ac = A - A.mean(axis=0)
+    evals, evecs = np.linalg.eigh(Ac.T @ Ac / A.shape[0])
+    keep = evals > rtol * max(float(evals[-1]), 0.0)
+    if not keep.any():
+        raise ValueError("anchors_X has no variance; whitening is undefined (pick other anchors).")
+    V = evecs[:, keep]
+    return (V / np.sqrt(evals[keep])) @ V.T
+
+
+def _relative_factors(
+    X, anchors_X, center: bool, whiten: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit rows of the (optionally anchor-centred or -whitened) samples and anchors; r = Xu Auᵀ."""
     Xa = _as_features(X, "X", min_rows=1)
     A = _as_features(anchors_X, "anchors_X", min_rows=1)
     if Xa.shape[1] != A.shape[1]:
@@ -357,9 +382,12 @@ def _relative_factors(X, anchors_X, center: bool) -> tuple[np.ndarray, np.ndarra
             f"X has {Xa.shape[1]} features but anchors_X has {A.shape[1]}; embed the anchors "
             "with the same encoder and layer as X."
         )
-    if center:
+    if center or whiten:
         mu = A.mean(axis=0)
         Xa, A = Xa - mu, A - mu
+    if whiten:
+        W = _anchor_whitening(A)
+        Xa, A = Xa @ W, A @ W
     return _unit_rows(Xa, "X"), _unit_rows(A, "anchors_X")
 
 
@@ -1008,20 +1036,23 @@ def stitching_table(
     hidden: int = 768,
     seed: int = 0,
     anchor_X=None,
+    variants: Sequence[str] = ("relative", "absolute"),
     device: str = "cpu",
 ) -> pd.DataFrame:
     """Zero-shot stitching table (arXiv:2209.15430, Sec. 5.2, Table 5 protocol).
 
     Anchors are drawn from the ``train`` split as in :func:`relative_table` (``seed``); for
     every layer, each model gets a decoder per seed in ``seeds`` trained on its train split
-    (relative: projections onto its own embeddings of the shared anchors; absolute: raw
-    features), which is scored on the ``test`` split of every model (:func:`stitching_scores`).
+    in each of ``variants`` (:data:`STITCHING_VARIANTS`: ``relative``, projections onto its own
+    embeddings of the shared anchors, as the paper; ``relative_whitened``, the same after anchor
+    whitening, see :func:`relative_projection`; ``absolute``, raw features), which is scored on
+    the ``test`` split of every model (:func:`stitching_scores`).
 
     Returns
     -------
     Tidy DataFrame: ``model`` (decoder), ``model_b`` (encoder at test time), ``layer``,
-    ``metric`` = ``stitching_f1`` (100 x weighted F1), ``variant`` (``relative`` /
-    ``absolute``), ``value`` (mean over seeds), ``value_std``, ``n_seeds``, ``reason``, and
+    ``metric`` = ``stitching_f1`` (100 x weighted F1), ``variant`` (one of ``variants``),
+    ``value`` (mean over seeds), ``value_std``, ``n_seeds``, ``reason``, and
     parameters ``n_anchors``, ``anchor_method``, ``center``, ``seed`` (relative rows only; NA
     otherwise), ``epochs``, ``lr``, ``hidden``, ``n_samples`` (test items).
     """
@@ -1033,6 +1064,11 @@ def stitching_table(
     if not 1 <= n_anchors <= train_idx.size:
         raise ValueError(
             f"n_anchors={n_anchors} but the train split has {train_idx.size} rows; lower n_anchors."
+        )
+    unknown = [v for v in variants if v not in STITCHING_VARIANTS]
+    if unknown or not variants or len(set(variants)) != len(variants):
+        raise ValueError(
+            f"variants must be distinct names from {STITCHING_VARIANTS}; got {list(variants)}."
         )
     y_train, y_test = lab[train_idx], lab[test_idx]
     kwargs = dict(
@@ -1055,23 +1091,25 @@ def stitching_table(
             )
         abs_train = {m: _features(features_by_model, m, layer, train_idx) for m in models}
         abs_test = {m: _features(features_by_model, m, layer, test_idx) for m in models}
-        rel_train = {
-            m: relative_projection(abs_train[m], abs_train[m][anchors], center=center)
-            for m in models
-        }
-        rel_test = {
-            m: relative_projection(abs_test[m], abs_train[m][anchors], center=center)
-            for m in models
-        }
-        for variant, tr, te in (
-            ("relative", rel_train, rel_test),
-            ("absolute", abs_train, abs_test),
-        ):
+        for variant in variants:
+            rel = variant != "absolute"
+            if rel:
+                whiten = variant == "relative_whitened"
+                tr, te = (
+                    {
+                        m: relative_projection(
+                            feats[m], abs_train[m][anchors], center=center, whiten=whiten
+                        )
+                        for m in models
+                    }
+                    for feats in (abs_train, abs_test)
+                )
+            else:
+                tr, te = abs_train, abs_test
             df = stitching_scores(tr, te, y_train, y_test, **kwargs)
             df.insert(2, "layer", layer)
             df.insert(3, "metric", "stitching_f1")
             df.insert(4, "variant", variant)
-            rel = variant == "relative"
             df["n_anchors"] = pd.array([n_anchors if rel else pd.NA] * len(df), dtype="Int64")
             df["anchor_method"] = anchor_method if rel else None
             df["center"] = pd.array([center if rel else pd.NA] * len(df), dtype="boolean")

@@ -25,6 +25,7 @@ Deviations from torchvision, stated so that they are not mistaken for bugs:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ __all__ = [
     "augment",
     "color_jitter",
     "horizontal_flip",
+    "pretrain_recipe",
     "random_grayscale",
     "random_resized_crop",
     "two_views",
@@ -105,6 +107,22 @@ class AugmentConfig:
 
 #: Supervised pretraining: the standard ImageNet recipe, crop (scale 0.08-1) and flip, no colour.
 SUPERVISED_AUGMENT = AugmentConfig(jitter_p=0.0, grayscale_p=0.0)
+
+
+def pretrain_recipe(objective: str, **overrides) -> AugmentConfig:
+    """The pretraining augmentation of ``objective`` with some fields replaced.
+
+    The base is :data:`SUPERVISED_AUGMENT` for ``"supervised"`` and the SimCLR recipe
+    (:class:`AugmentConfig` defaults) for every self-supervised objective; ``overrides`` are
+    :class:`AugmentConfig` field names (lists become tuples, as YAML gives lists).
+    """
+    base = SUPERVISED_AUGMENT if objective == "supervised" else AugmentConfig()
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(AugmentConfig)})
+    if unknown:
+        raise ValueError(f"unknown augmentation settings {unknown}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(base, **values)
+
 
 #: Light augmentation for supervised fine-tuning: crop (scale 0.5-1) and flip, no colour changes.
 FINETUNE_AUGMENT = AugmentConfig(crop_scale=(0.5, 1.0), jitter_p=0.0, grayscale_p=0.0)

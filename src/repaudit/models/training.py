@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from repaudit.models.augment import FINETUNE_AUGMENT, SUPERVISED_AUGMENT, AugmentConfig
+from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
 from repaudit.models.augment import augment as augment_batch
 from repaudit.models.objectives import build_objective, canonical_objective
 
@@ -333,7 +333,7 @@ def pretrain(
         for group in optimizer.param_groups:
             group["base_lr"] = lr
         if augment_cfg is None:
-            augment_cfg = SUPERVISED_AUGMENT if objective == "supervised" else AugmentConfig()
+            augment_cfg = pretrain_recipe(objective)
         gen = torch.Generator().manual_seed(seed)
         step = 0
         bar = _progress(total_steps, f"pretrain[{objective}]", progress)

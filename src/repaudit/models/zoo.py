@@ -6,13 +6,17 @@ the tidy tables together so the scripts stay plumbing.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from repaudit.data import ImageDataset
 from repaudit.io import library_versions
 from repaudit.models import training
+from repaudit.models.augment import pretrain_recipe
 from repaudit.models.factory import ModelSpec, build_encoder, load_encoder, state_dict_sha256
+from repaudit.models.objectives import canonical_objective
 
 
 def _as_random(spec: ModelSpec) -> ModelSpec:
@@ -51,15 +55,20 @@ def pretrain_zoo(
 
     Every architecture starts from the same seeded initialisation, so encoders of one
     architecture differ only by their objective (``random`` is that initialisation untouched).
+    ``params["augment"]`` replaces fields of the objective's augmentation recipe
+    (:func:`repaudit.models.augment.pretrain_recipe`).
     """
     encoder = build_encoder(_as_random(spec), seed=seed)
     train = data.split == "train"
     params = {k: v for k, v in params.items() if k != "dataset"}
+    overrides = params.pop("augment", None) or {}
+    recipe = pretrain_recipe(canonical_objective(spec.objective), **overrides)
     encoder, history = training.pretrain(
         encoder, data.images[train], data.labels[train], spec.objective,
-        num_classes=len(data.class_names), seed=seed, device=device, **params,
+        num_classes=len(data.class_names), seed=seed, device=device, augment_cfg=recipe, **params,
     )  # fmt: skip
-    payload = _payload(encoder.cpu(), spec, objective=spec.objective, seed=seed, train=params)
+    train_params = {**params, "augment": dataclasses.asdict(recipe)}
+    payload = _payload(encoder.cpu(), spec, objective=spec.objective, seed=seed, train=train_params)
     return payload, history
 
 
