@@ -719,7 +719,8 @@ def _heatmap(
     ax.grid(False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.tick_params(axis="x", labelrotation=45)
+    # 45° labels of more than a few columns overlap their neighbours; upright ones do not
+    ax.tick_params(axis="x", labelrotation=45 if values.shape[1] <= 8 else 90)
     ax.tick_params(axis="y", labelrotation=0)
 
 
