@@ -22,8 +22,10 @@ from __future__ import annotations
 import string
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont, features
 
 from repaudit.data import ImageDataset
+from repaudit.data.loaders import optdigits_to_images, stratified_split
 
 __all__ = ["make_glyphs", "optdigits_blocks"]
 
@@ -41,8 +43,6 @@ def optdigits_blocks(glyph: np.ndarray) -> np.ndarray:
     -------
     uint8 array (8, 8) with values 0..16 (all zeros for an empty glyph).
     """
-    from PIL import Image
-
     glyph = np.asarray(glyph, dtype=bool)
     rows, cols = np.nonzero(glyph)
     bitmap = np.zeros((32, 32), dtype=bool)
@@ -58,8 +58,6 @@ def optdigits_blocks(glyph: np.ndarray) -> np.ndarray:
 
 
 def _check_font_support() -> None:
-    from PIL import features
-
     if not features.check("freetype2"):
         raise RuntimeError(
             "glyphs needs Pillow built with FreeType (its built-in scalable font); "
@@ -101,10 +99,6 @@ def make_glyphs(
     parameters in ``attrs`` and the per-image draws in ``extras`` (``font_size``,
     ``stroke_width``, ``rotation`` in degrees, ``shear``).
     """
-    from PIL import Image, ImageDraw, ImageFont
-
-    from repaudit.data.loaders import resize_images, stratified_split
-
     classes = list(letters)
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise ValueError(f"letters must hold at least 2 distinct characters, got {letters!r}")
@@ -145,10 +139,8 @@ def make_glyphs(
         img = img.transform(img.size, Image.AFFINE, affine, resample=Image.BILINEAR)
         counts[i] = optdigits_blocks(np.asarray(img) > 127)
 
-    grey = np.rint(counts * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    images = resize_images(np.repeat(grey[..., None], 3, axis=-1), image_size)
     return ImageDataset(
-        images=images,
+        images=optdigits_to_images(counts, image_size),
         labels=labels,
         split=split,
         ids=np.asarray([f"glyphs-{i:06d}" for i in range(n)]),

@@ -28,6 +28,7 @@ __all__ = [
     "load_digits",
     "load_imagefolder",
     "load_torchvision",
+    "optdigits_to_images",
     "resize_images",
     "stratified_split",
 ]
@@ -112,6 +113,16 @@ def _subsample_per_class(labels: np.ndarray, max_per_class: int | None, seed: in
     return np.sort(np.concatenate(keep))
 
 
+def optdigits_to_images(counts: np.ndarray, image_size: int) -> np.ndarray:
+    """UCI optdigits block counts (N, 8, 8), values 0..16, as uint8 RGB (N, S, S, 3).
+
+    ``round(v · 255 / 16)``, :func:`resize_images` to ``image_size``, grey replicated to three
+    channels: how :func:`load_digits` and the ``glyphs`` generator turn counts into pixels.
+    """
+    grey = np.rint(np.asarray(counts) * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    return resize_images(np.repeat(grey[..., None], 3, axis=-1), image_size)
+
+
 def load_digits(
     *, image_size: int = 32, test_fraction: float = 0.25, seed: int = 0
 ) -> ImageDataset:
@@ -129,8 +140,7 @@ def load_digits(
     from sklearn.datasets import load_digits as _sk_digits
 
     bunch = _sk_digits()
-    grey = np.rint(bunch.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
-    images = resize_images(np.repeat(grey[..., None], 3, axis=-1), image_size)
+    images = optdigits_to_images(bunch.images, image_size)
     labels = bunch.target.astype(np.int64)
     return ImageDataset(
         images=images,

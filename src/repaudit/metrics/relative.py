@@ -1093,19 +1093,14 @@ def stitching_table(
         abs_test = {m: _features(features_by_model, m, layer, test_idx) for m in models}
         for variant in variants:
             rel = variant != "absolute"
-            if rel:
-                whiten = variant == "relative_whitened"
-                tr, te = (
-                    {
-                        m: relative_projection(
-                            feats[m], abs_train[m][anchors], center=center, whiten=whiten
-                        )
-                        for m in models
-                    }
-                    for feats in (abs_train, abs_test)
-                )
-            else:
-                tr, te = abs_train, abs_test
+            tr, te = abs_train, abs_test
+            if rel:  # one projection per model: anchor statistics computed once for both splits
+                whiten, n_train = variant == "relative_whitened", train_idx.size
+                tr, te = {}, {}
+                for m in models:
+                    both = np.vstack([abs_train[m], abs_test[m]])
+                    r = relative_projection(both, abs_train[m][anchors], center, whiten)
+                    tr[m], te[m] = r[:n_train], r[n_train:]
             df = stitching_scores(tr, te, y_train, y_test, **kwargs)
             df.insert(2, "layer", layer)
             df.insert(3, "metric", "stitching_f1")
