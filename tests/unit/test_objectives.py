@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from repaudit.models import objectives as obj
@@ -220,6 +221,30 @@ def test_build_objective_names_and_errors():
         obj.build_objective("byol", 4)
     with pytest.raises(ValueError, match="num_classes"):
         obj.build_objective("supervised", 4)
+    with pytest.raises(ValueError, match="supervised_head"):
+        obj.build_objective("supervised", 4, num_classes=3, supervised_head="deep")
+
+
+def test_supervised_mlp_head_is_projector_then_linear_classifier():
+    linear = obj.build_objective("supervised", 8, num_classes=3)
+    assert isinstance(linear.head, nn.Linear) and linear.head.in_features == 8
+    mlp = obj.build_objective(
+        "supervised",
+        8,
+        num_classes=3,
+        projector_dim=4,
+        projector_hidden_dim=16,
+        supervised_head="mlp",
+    )
+    projector, classifier = mlp.head
+    assert isinstance(projector, obj.ProjectionHead)
+    assert [m.weight.shape for m in projector.net if isinstance(m, nn.Linear)] == [(16, 8), (4, 16)]
+    assert classifier.weight.shape == (3, 4)
+    emb, y = torch.randn(5, 8), torch.tensor([0, 1, 2, 0, 1])
+    expected = F.cross_entropy(classifier(projector(emb)), y)
+    assert mlp([emb], y)["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="both"):
+        obj.SupervisedObjective(8, 3, hidden_dim=16)
 
 
 def test_projection_head_layout():
@@ -229,14 +254,26 @@ def test_projection_head_layout():
     assert head(torch.randn(5, 8)).shape == (5, 4)
 
 
-@pytest.mark.parametrize("name", ["supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg"])
-def test_each_objective_loss_decreases_on_fixed_batch(name):
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("supervised", {}),
+        ("supervised", {"supervised_head": "mlp"}),
+        ("simclr", {}),
+        ("simclr_w2", {}),
+        ("barlow_twins", {}),
+        ("vicreg", {}),
+    ],
+)
+def test_each_objective_loss_decreases_on_fixed_batch(name, kw):
     torch.manual_seed(0)
     x1, x2 = torch.randn(32, 12), torch.randn(32, 12)
     x2 = x1 + 0.3 * x2  # two "views" of the same samples
     y = (x1[:, 0] > 0).long()
     encoder = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8))
-    head = obj.build_objective(name, 8, num_classes=2, projector_dim=8, projector_hidden_dim=16)
+    head = obj.build_objective(
+        name, 8, num_classes=2, projector_dim=8, projector_hidden_dim=16, **kw
+    )
     opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-2)
     losses = []
     for step in range(15):

@@ -414,6 +414,40 @@ def test_cosine_lr_factor():
     assert tr._lr_factor(7, 10, "constant") == 1.0
 
 
+def test_warmup_lr_factor_is_linear_then_cosine_over_the_rest():
+    # 4 warm-up steps of 12: 1/4, 2/4, 3/4, 1, then cosine over the remaining 8 steps.
+    factors = [tr._lr_factor(s, 12, "cosine", warmup=4) for s in range(12)]
+    np.testing.assert_allclose(factors[:4], [0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(
+        factors[4:], [0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
+    )
+    assert tr._lr_factor(2, 12, "constant", warmup=4) == 0.75
+    assert tr._lr_factor(9, 12, "constant", warmup=4) == 1.0
+
+
+def test_pretrain_warmup_shows_in_the_history():
+    _, hist = _pretrain(seed=0, objective="supervised", lr_schedule="constant", warmup_fraction=0.5)
+    np.testing.assert_allclose(hist["lr"], [1e-3, 1e-3])  # int(0.5 * 2) = 1 step: 1/1
+    enc = TinyEncoder()
+    imgs = _random_images(8)
+    _, hist = tr.pretrain(
+        enc,
+        imgs,
+        None,
+        "simclr",
+        epochs=4,
+        batch_size=8,
+        lr=1e-3,
+        lr_schedule="constant",
+        warmup_fraction=0.5,
+        progress=False,
+        log_every=1,
+    )
+    np.testing.assert_allclose(hist["lr"], [0.5e-3, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        tr.pretrain(enc, imgs, None, "simclr", warmup_fraction=1.0)
+
+
 class _NaNEncoder(nn.Module):
     num_features = 4
 

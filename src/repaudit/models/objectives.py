@@ -27,6 +27,7 @@ from torch import nn
 __all__ = [
     "OBJECTIVES",
     "OBJECTIVE_ALIASES",
+    "SUPERVISED_HEADS",
     "BarlowTwinsObjective",
     "PretrainObjective",
     "ProjectionHead",
@@ -48,6 +49,8 @@ __all__ = [
 OBJECTIVES = ("random", "supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg")
 #: Accepted short names (config/models.tsv uses ``barlow``).
 OBJECTIVE_ALIASES = {"barlow": "barlow_twins"}
+#: Classifier heads of supervised pretraining (:class:`SupervisedObjective`).
+SUPERVISED_HEADS = ("linear", "mlp")
 
 
 def canonical_objective(name: str) -> str:
@@ -285,17 +288,37 @@ class PretrainObjective(nn.Module):
 
 
 class SupervisedObjective(PretrainObjective):
-    """Supervised pretraining: a linear head on the embedding and softmax cross-entropy."""
+    """Supervised pretraining: softmax cross-entropy of a classifier on the embedding.
+
+    The classifier is linear, or, with ``hidden_dim`` and ``bottleneck_dim``, a 2-layer MLP
+    projector followed by a linear layer: SL-MLP (Wang et al. 2022, "Revisiting the
+    transferability of supervised pretraining: an MLP projector is all you need"), which keeps
+    the embedding from collapsing onto the pretraining classes and transfers better.
+    """
 
     name = "supervised"
     n_views = 1
     needs_labels = True
 
-    def __init__(self, embed_dim: int, num_classes: int) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        hidden_dim: int | None = None,
+        bottleneck_dim: int | None = None,
+    ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"supervised pretraining needs >= 2 classes, got {num_classes}")
-        self.head = nn.Linear(embed_dim, num_classes)
+        if (hidden_dim is None) != (bottleneck_dim is None):
+            raise ValueError("the MLP head needs both hidden_dim and bottleneck_dim")
+        if hidden_dim is None:
+            self.head = nn.Linear(embed_dim, num_classes)
+        else:
+            self.head = nn.Sequential(
+                ProjectionHead(embed_dim, hidden_dim, bottleneck_dim, num_layers=2),
+                nn.Linear(bottleneck_dim, num_classes),
+            )
 
     def forward(self, views, labels=None, step=0, total_steps=1):
         if labels is None:
@@ -423,12 +446,14 @@ def build_objective(
     w2_alpha_min: float = 1.0,
     projector_dim: int = 128,
     projector_hidden_dim: int = 512,
+    supervised_head: str = "linear",
 ) -> PretrainObjective | None:
     """Objective module by name (:data:`OBJECTIVES` or an alias); ``"random"`` gives None.
 
     Defaults: τ = 0.2 (Fang et al. 2024, App. F), Barlow λ = 5e-3 (Zbontar et al. 2021), VICReg
     (25, 25, 1) (Bardes et al. 2022), W2 weight (α_max, α_min) = (1, 1), Fang et al.'s setting for
     MoCo v2, the InfoNCE method closest to SimCLR (they do not train SimCLR + W2).
+    ``supervised_head`` is ``"linear"`` or ``"mlp"`` (projector widths, then a linear classifier).
     """
     name = canonical_objective(name)
     if embed_dim < 1:
@@ -438,7 +463,13 @@ def build_objective(
     if name == "supervised":
         if num_classes is None:
             raise ValueError("the supervised objective needs num_classes")
-        return SupervisedObjective(embed_dim, num_classes)
+        if supervised_head not in SUPERVISED_HEADS:
+            raise ValueError(
+                f"supervised_head must be one of {SUPERVISED_HEADS}, got {supervised_head!r}"
+            )
+        if supervised_head == "linear":
+            return SupervisedObjective(embed_dim, num_classes)
+        return SupervisedObjective(embed_dim, num_classes, projector_hidden_dim, projector_dim)
     if name == "simclr":
         return SimCLRObjective(embed_dim, projector_hidden_dim, projector_dim, temperature)
     if name == "simclr_w2":

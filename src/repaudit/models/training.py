@@ -14,7 +14,8 @@ restored afterwards). The same seed and thread count give a bit-identical ``stat
 CUDA, results are reproducible only up to cuDNN / atomics non-determinism.
 
 Optimisation: AdamW (Loshchilov & Hutter 2019) with a per-step cosine learning-rate decay to 0
-(``lr_schedule="cosine"``, no warm-up) or a constant rate (``"constant"``); incomplete last batches
+(``lr_schedule="cosine"``) or a constant rate (``"constant"``), after an optional linear warm-up
+(``pretrain(warmup_fraction=...)``, as in SimCLR and Barlow Twins); incomplete last batches
 are dropped (constant batch statistics for BatchNorm and the contrastive losses).
 """
 
@@ -138,11 +139,17 @@ def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
             torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
 
 
-def _lr_factor(step: int, total: int, schedule: str) -> float:
-    """Multiplier of the base LR at 0-based ``step``: cosine from 1 to 0 over ``total`` steps."""
+def _lr_factor(step: int, total: int, schedule: str, warmup: int = 0) -> float:
+    """Multiplier of the base LR at 0-based ``step`` of ``total``.
+
+    Linear from 1/warmup to 1 over the first ``warmup`` steps, then 1 (constant) or cosine from 1
+    to 0 over the remaining steps.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
     if schedule == "constant":
         return 1.0
-    return 0.5 * (1.0 + math.cos(math.pi * step / total))
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -217,6 +224,7 @@ def pretrain(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     lr_schedule: str = "cosine",
+    warmup_fraction: float = 0.0,
     temperature: float = 0.2,
     barlow_lambda: float = 5e-3,
     vicreg_coeffs: tuple[float, float, float] = (25.0, 25.0, 1.0),
@@ -224,6 +232,7 @@ def pretrain(
     w2_alpha_min: float = 1.0,
     projector_dim: int = 128,
     projector_hidden_dim: int = 512,
+    supervised_head: str = "linear",
     augment_cfg: AugmentConfig | None = None,
     num_classes: int | None = None,
     seed: int = 0,
@@ -255,6 +264,9 @@ def pretrain(
         ``"barlow"``) or ``"vicreg"``.
     epochs, batch_size, lr, weight_decay, lr_schedule
         Optimisation; ``batch_size`` is clamped to N.
+    warmup_fraction : float
+        Fraction of the steps with a linear LR warm-up, in [0, 1) (default 0; SimCLR and Barlow
+        Twins warm up for 10 epochs).
     temperature : float
         NT-Xent temperature τ (default 0.2, Fang et al. 2024, App. F).
     barlow_lambda : float
@@ -265,6 +277,10 @@ def pretrain(
         W2 weight, linearly decayed per step from α_max to α_min (``"simclr_w2"`` only).
     projector_dim, projector_hidden_dim : int
         Projector output and hidden widths.
+    supervised_head : str
+        ``"linear"`` (a linear classifier on the embedding) or ``"mlp"`` (the SimCLR projector,
+        then a linear classifier; Wang et al. 2022, "SL-MLP"), see
+        :class:`repaudit.models.objectives.SupervisedObjective`.
     augment_cfg : AugmentConfig, optional
         Augmentations (default: ``AugmentConfig()``, the SimCLR CIFAR recipe, for the
         self-supervised objectives; ``SUPERVISED_AUGMENT``, crop 0.08-1 + flip, for supervised).
@@ -294,6 +310,8 @@ def pretrain(
     _check_common(epochs, batch_size, lr, weight_decay, lr_schedule)
     if log_every < 1:
         raise ValueError(f"log_every must be >= 1, got {log_every}")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
     n = images.shape[0]
     if labels is not None:
         labels = _check_labels(labels, n)
@@ -308,6 +326,7 @@ def pretrain(
     batch_size = min(batch_size, n)
     steps_per_epoch = n // batch_size
     total_steps = epochs * steps_per_epoch
+    warmup_steps = int(warmup_fraction * total_steps)
     data = torch.from_numpy(np.ascontiguousarray(images))
     targets = torch.from_numpy(labels) if labels is not None else None
     rows: list[dict[str, float]] = []
@@ -324,6 +343,7 @@ def pretrain(
             w2_alpha_min=w2_alpha_min,
             projector_dim=projector_dim,
             projector_hidden_dim=projector_hidden_dim,
+            supervised_head=supervised_head,
         )
         assert head is not None  # "random" returned above
         encoder.to(dev).train()
@@ -345,7 +365,7 @@ def pretrain(
                 y = targets[idx].to(dev) if targets is not None else None
                 with torch.no_grad():
                     views = [augment_batch(x, gen, augment_cfg) for _ in range(head.n_views)]
-                _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
+                _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule, warmup_steps))
                 # One forward over the concatenated views: same BatchNorm statistics as the
                 # SimCLR reference implementation's shared batch.
                 emb = encoder(torch.cat(views, dim=0)).chunk(head.n_views, dim=0)
