@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-OBJECTIVES = ("supervised", "simclr", "barlow", "simclr_w2", "random")
+OBJECTIVES = ("supervised", "simclr", "barlow", "vicreg", "simclr_w2", "random")
 MODEL_COLUMNS = (
     "model_id",
     "architecture",
