@@ -215,3 +215,18 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
             f"config error: {where}: zoo models need an objective in {list(OBJECTIVES)}, "
             f"got {row['objective']!r}"
         )
+
+
+def random_controls(models: pd.DataFrame) -> dict[str, str]:
+    """Each trained zoo model's random-initialisation control, where the sheet has one.
+
+    The control is the first ``random`` zoo row with the same architecture, input size and timm
+    kwargs: the same network at the same seeded initialisation, never trained (see
+    :func:`repaudit.models.zoo.pretrain_zoo`). Rows without one (hub, checkpoint) are absent.
+    """
+    zoo = models[models["weights"] == "zoo"].fillna({"kwargs": ""})
+    key = ["architecture", "input_size", "kwargs"]
+    random = zoo[zoo["objective"] == "random"].drop_duplicates(key)
+    trained = zoo[zoo["objective"] != "random"]
+    pairs = trained.merge(random, on=key, suffixes=("", "_control"))
+    return dict(zip(pairs["model_id"], pairs["model_id_control"], strict=True))

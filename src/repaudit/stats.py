@@ -31,6 +31,7 @@ __all__ = [
     "bootstrap_mean",
     "fisher_z_ci",
     "holm",
+    "mcnemar_exact",
     "mixed_slope",
     "nested_f_test",
     "ols_hc3",
@@ -38,6 +39,7 @@ __all__ = [
     "partial_correlation",
     "pearson",
     "permutation_pvalue",
+    "probe_margin_table",
     "spearman",
     "spearman_rho",
     "welch_difference",
@@ -427,6 +429,70 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> StatResult:
             "n_negative": int(np.sum(d < 0)),
         },
     )
+
+
+def mcnemar_exact(correct_a, correct_b, *, confidence: float = 0.95) -> StatResult:
+    """Accuracy difference of two classifiers on the same test items, with McNemar's exact test.
+
+    Estimate: acc_a − acc_b = (n_ab̄ − n_āb) / n, where n_ab̄ counts items only a gets right and
+    n_āb items only b gets right. CI: Wald interval of a paired difference of proportions,
+    ± z √(n_ab̄ + n_āb − (n_ab̄ − n_āb)² / n) / n. p: two-sided exact binomial test of
+    n_ab̄ among the n_ab̄ + n_āb discordant items at 1/2 (1 when there are none).
+    """
+    confidence = _check_confidence(confidence)
+    a = np.asarray(correct_a)
+    b = np.asarray(correct_b)
+    if a.dtype != bool or b.dtype != bool or a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            "correct_a and correct_b must be boolean vectors of one length; "
+            f"got {a.dtype} {a.shape} and {b.dtype} {b.shape}."
+        )
+    n = a.size
+    if n < 1:
+        raise ValueError("mcnemar_exact needs at least 1 paired item.")
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant = only_a + only_b
+    diff = (only_a - only_b) / n
+    half = sps.norm.ppf(0.5 + confidence / 2) * np.sqrt(discordant - (only_a - only_b) ** 2 / n) / n
+    p = float(sps.binomtest(only_a, discordant, 0.5).pvalue) if discordant else 1.0
+    return StatResult(
+        float(diff),
+        float(diff - half),
+        float(diff + half),
+        p,
+        int(n),
+        "accuracy difference a-b, Wald CI, exact McNemar p",
+        {
+            "accuracy_a": float(a.mean()),
+            "accuracy_b": float(b.mean()),
+            "only_a": only_a,
+            "only_b": only_b,
+        },
+    )
+
+
+def probe_margin_table(correct: dict, controls: dict, alpha: float = 0.05) -> pd.DataFrame:
+    """Accuracy of each model against its control on the same test items (:func:`mcnemar_exact`).
+
+    ``correct`` maps model → boolean vector of per-item correctness (one item order for all);
+    ``controls`` maps model → control. One row per model: both accuracies (%), the margin in
+    points with its Wald interval, the items only one of the two gets right, the exact McNemar
+    p, its Holm adjustment over the table, and ``clear`` (positive margin, Holm p < ``alpha``).
+    """
+    columns = ["model", "control", "accuracy", "control_accuracy", "margin", "ci_low",
+               "ci_high", "only_model", "only_control", "n", "p"]  # fmt: skip
+    rows = []
+    for model, control in controls.items():
+        res = mcnemar_exact(correct[model], correct[control])
+        rows.append([
+            model, control, 100 * res.extras["accuracy_a"], 100 * res.extras["accuracy_b"],
+            100 * res.estimate, 100 * res.ci_low, 100 * res.ci_high,
+            res.extras["only_a"], res.extras["only_b"], res.n, res.p,
+        ])  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_holm"] = holm(table["p"].to_numpy(dtype=np.float64))
+    table["clear"] = (table["margin"] > 0) & (table["p_holm"] < alpha)
+    return table
 
 
 def bootstrap_mean(

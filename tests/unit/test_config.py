@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from repaudit.config import ConfigError, read_models, validate_config
+from repaudit.config import ConfigError, random_controls, read_models, validate_config
 from repaudit.tables import collect_metrics, layer_index, select_samples, subset, with_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,6 +209,28 @@ def test_valid_sheet_in_tmp(tmp_path):
     df = read_models(path, MODELS_SCHEMA)
     assert df.index.tolist() == ["r1", "hub_vit", "local", "z", "v"]
     assert df.loc["v", "input_size"] == "224"  # empty input_size: the default
+
+
+def test_random_controls_match_architecture_size_and_kwargs(tmp_path):
+    vit = '{"img_size": 32, "patch_size": 8}'
+    path = sheet(
+        tmp_path,
+        row("r_sup", weights="zoo", objective="supervised"),
+        row("r_rand", weights="zoo", objective="random"),
+        row("r_rand2", weights="zoo", objective="random"),  # a duplicate: the first one wins
+        row("r48", weights="zoo", objective="simclr", size="48"),  # no 48-px control
+        row("v_vic", "test_vit", weights="zoo", objective="vicreg", kwargs=vit),
+        row("v4", "test_vit", weights="zoo", objective="simclr", kwargs=vit.replace("8", "4")),
+        row("v_rand", "test_vit", weights="zoo", objective="random", kwargs=vit),
+        row("hub_r", weights="random"),  # not a zoo row
+    )
+    controls = random_controls(read_models(path, MODELS_SCHEMA))
+    assert controls == {"r_sup": "r_rand", "v_vic": "v_rand"}
+    default = random_controls(read_models(ROOT / "config" / "models.tsv", MODELS_SCHEMA))
+    assert len(default) == 12 and set(default.values()) == {
+        "resnet_random", "convnext_random", "vit_random"
+    }  # fmt: skip
+    assert all(m.split("_")[0] == c.split("_")[0] for m, c in default.items())
 
 
 def test_illegal_model_id(tmp_path):

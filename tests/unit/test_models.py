@@ -435,3 +435,24 @@ def test_pretrain_zoo_applies_augment_overrides_and_records_them():
     assert recorded["glyph"]["crop_scale"] == (0.2, 1.0) and recorded["glyph"]["flip_p"] == 0.0
     weights = [p["provenance"]["weights_sha256"] for p, _ in runs.values()]
     assert weights[0] != weights[1]  # the views, hence the training, differ
+
+
+def test_probe_stage_predictions_match_its_accuracy():
+    from repaudit.models.zoo import probe_stage
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 20)
+    final = (rng.normal(size=(60, 4)) + 1.5 * np.eye(3, 4)[labels]).astype(np.float32)
+    split = np.where(np.arange(60) % 4 == 0, "test", "train")
+    ids = np.array([f"img{i}" for i in range(60)])
+    params = {"weight_decay": [1e-3], "max_iter": 50}
+    payload, table, predictions = probe_stage(
+        {"final": final}, labels, ids, split, ["a", "b", "c"], params, seed=0
+    )
+    assert predictions.columns.tolist() == ["id", "label", "prediction", "correct"]
+    assert predictions["id"].tolist() == ids[split == "test"].tolist()
+    assert (predictions["correct"] == (predictions["prediction"] == predictions["label"])).all()
+    accuracy = table.loc[table["metric"] == "probe_test_accuracy", "value"].item()
+    assert predictions["correct"].mean() == pytest.approx(accuracy)
+    assert accuracy == payload["metrics"]["accuracy"] and 0.5 < accuracy < 1.0
+    assert "test_predictions" not in payload["metrics"]  # arrays stay out of the checkpoint

@@ -9,6 +9,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 from statsmodels.stats.anova import anova_lm
+from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
 from repaudit import stats
@@ -161,6 +162,47 @@ def test_holm_hand_derived_and_statsmodels():
     p = np.concatenate([rng.uniform(0, 0.05, 6), rng.uniform(0, 1, 10), [0.02, 0.02]])
     ref = multipletests(p, method="holm")[1]
     assert stats.holm(p) == pytest.approx(ref, abs=1e-15)
+
+
+def test_mcnemar_exact_hand_values_and_statsmodels():
+    # 5 items only a gets right, none only b: p = 2 * 0.5^5; margin 5/20 with Wald half-width
+    # 1.96 * sqrt(5 - 25/20) / 20.
+    a = np.array([True] * 15 + [False] * 5)
+    b = np.array([True] * 10 + [False] * 10)
+    res = stats.mcnemar_exact(a, b)
+    assert res.p == pytest.approx(2 * 0.5**5)
+    assert res.estimate == pytest.approx(0.25)
+    half = sps.norm.ppf(0.975) * np.sqrt(5 - 25 / 20) / 20
+    assert (res.ci_low, res.ci_high) == pytest.approx((0.25 - half, 0.25 + half))
+    assert (res.extras["only_a"], res.extras["only_b"], res.n) == (5, 0, 20)
+    assert stats.mcnemar_exact(b, a).p == pytest.approx(res.p)  # symmetric
+    assert stats.mcnemar_exact(a, a).p == 1.0  # no discordant pairs
+    rng = np.random.default_rng(3)
+    a, b = rng.random(300) < 0.9, rng.random(300) < 0.8
+    table = [[np.sum(a & b), np.sum(a & ~b)], [np.sum(~a & b), np.sum(~a & ~b)]]
+    assert stats.mcnemar_exact(a, b).p == pytest.approx(mcnemar(table, exact=True).pvalue)
+    with pytest.raises(ValueError, match="boolean"):
+        stats.mcnemar_exact(a.astype(int), b)
+    with pytest.raises(ValueError, match="boolean"):
+        stats.mcnemar_exact(a, b[:-1])
+
+
+def test_probe_margin_table_hand_values():
+    n = 100
+    control = np.arange(n) < 80  # 80 %
+    better = control | (np.arange(n) >= 95)  # 5 images only it gets right ...
+    better[:10] = False  # ... and 10 only the control gets right: 75 %
+    best = np.ones(n, dtype=bool)  # 100 %: 20 only it gets right
+    table = stats.probe_margin_table(
+        {"a": better, "b": best, "rand": control}, {"a": "rand", "b": "rand"}, alpha=0.05
+    )
+    assert table["model"].tolist() == ["a", "b"]
+    assert table["accuracy"].tolist() == pytest.approx([75.0, 100.0])
+    assert table["margin"].tolist() == pytest.approx([-5.0, 20.0])
+    assert table[["only_model", "only_control"]].values.tolist() == [[5, 10], [20, 0]]
+    assert table["p"].tolist() == pytest.approx([0.30175781, 2 * 0.5**20])  # binomial, by hand
+    assert table["p_holm"].tolist() == pytest.approx([0.30175781, 4 * 0.5**20])
+    assert table["clear"].tolist() == [False, True]
 
 
 def test_holm_passes_nan_through_and_does_not_count_it():

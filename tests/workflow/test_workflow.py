@@ -150,6 +150,11 @@ def test_tiny_run_tables_and_report(tiny_run):
         "claim", "paper", "statement", "estimate", "ci_low", "ci_high", "p", "n", "verdict"
     ]  # fmt: skip
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    margins = pd.read_csv(tiny_run / "results/stats/probe_margins_digits.tsv", sep="\t")
+    assert margins["model"].tolist() == ["resnet_sup", "resnet_simclr"]
+    assert (margins["control"] == "resnet_random").all()
+    probe = metrics.query("metric == 'probe_test_accuracy' and model == 'resnet_sup'")["value"]
+    assert margins["accuracy"].iloc[0] == pytest.approx(100 * probe.iloc[0])
     report = tiny_run / "results/report.html"
     assert report.stat().st_size > 100_000
     figures = list((tiny_run / "results/figures").glob("*.svg"))

@@ -17,7 +17,7 @@ os.environ.update(
 # torch 4-10x slower here (measured on the Jacobian benchmark).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from repaudit.config import ConfigError, read_models, validate_config
+from repaudit.config import ConfigError, random_controls, read_models, validate_config
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 try:
@@ -32,6 +32,8 @@ CONCEPT_MODELS = (config.get("concepts") or {}).get("models") or MODEL_IDS
 if unknown := sorted(set(CONCEPT_MODELS) - set(MODEL_IDS)):
     sys.exit(f"config error: concepts.models: {unknown} are not in {config['models']}")
 ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
+# trained zoo model -> its architecture's random-init control (linear-probe margins)
+RANDOM_CONTROLS = random_controls(MODELS)
 DATASETS = list(config["datasets"])
 FINETUNE = config["finetune"]["datasets"]
 if ZOO and "pretrain" not in config:
@@ -180,7 +182,25 @@ def figure_files():
 
 
 def final_outputs():
-    return ["results/stats/claims.tsv", *feature_files(), *figure_files()]
+    return [
+        "results/stats/claims.tsv",
+        *feature_files(),
+        *figure_files(),
+        *probe_margin_files(),
+    ]
+
+
+def probe_margin_files():
+    return (
+        [f"results/stats/probe_margins_{d}.tsv" for d in FINETUNE]
+        if RANDOM_CONTROLS
+        else []
+    )
+
+
+def probe_margin_models():
+    """Models of the probe-margin test: each trained zoo model with a control, then the controls."""
+    return list(dict.fromkeys([*RANDOM_CONTROLS, *RANDOM_CONTROLS.values()]))
 
 
 def claim_ids():

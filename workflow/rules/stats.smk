@@ -40,6 +40,30 @@ rule test_claims:
         "../scripts/test_claims.py"
 
 
+rule probe_margins:
+    input:
+        expand(
+            "results/models/{model}/probe_{{dataset}}_predictions.tsv",
+            model=probe_margin_models(),
+        ),
+    output:
+        report(
+            "results/stats/probe_margins_{dataset}.tsv",
+            caption="../report/probe_margins.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/stats/probe_margins_{dataset}.log",
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        models=probe_margin_models(),
+        controls=RANDOM_CONTROLS,
+        alpha=config["claims"]["alpha"],
+    script:
+        "../scripts/probe_margins.py"
+
+
 rule plot_figure:
     input:
         metrics="results/tables/metrics.tsv",

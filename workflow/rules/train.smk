@@ -57,6 +57,7 @@ rule linear_probe:
     output:
         probe="results/models/{model}/probe_{dataset}.pt",
         metrics="results/metrics/training/{dataset}/{model}/pretrained.tsv",
+        predictions="results/models/{model}/probe_{dataset}_predictions.tsv",
     log:
         "logs/models/{model}/probe_{dataset}.log",
     benchmark:

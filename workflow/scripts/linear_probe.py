@@ -7,11 +7,12 @@ log = start(snakemake)
 wc, params = snakemake.wildcards, snakemake.params
 fs = read_features(snakemake.input.features, layers=["final"])
 class_names = read_dataset(snakemake.input.data).class_names
-payload, table = probe_stage(
-    fs.features, fs.labels, fs.split, class_names, dict(params.probe), seed=params.seed
+payload, table, predictions = probe_stage(
+    fs.features, fs.labels, fs.ids, fs.split, class_names, dict(params.probe), seed=params.seed
 )
 log.info("probe test accuracy %.4f", table["value"].iloc[0])
 save_checkpoint(snakemake.output.probe, payload)
 write_table(
     table.assign(dataset=wc.dataset, model=wc.model, stage="pretrained"), snakemake.output.metrics
 )
+write_table(predictions, snakemake.output.predictions)

@@ -713,9 +713,9 @@ def linear_probe(
     probe : nn.Linear
         float32 Linear(D, num_classes) on raw embeddings, on the CPU.
     metrics : dict
-        ``accuracy`` and ``per_class_recall`` (dict class → recall) on the test set,
-        ``train_accuracy``, ``weight_decay`` (chosen λ) and ``val_accuracy`` (dict λ → validation
-        accuracy; empty for a fixed λ).
+        ``accuracy``, ``per_class_recall`` (dict class → recall) and ``test_predictions``
+        ((n,) int array) on the test set, ``train_accuracy``, ``weight_decay`` (chosen λ) and
+        ``val_accuracy`` (dict λ → validation accuracy; empty for a fixed λ).
     """
     train_X = _check_features(train_X, "train_X")
     test_X = _check_features(test_X, "test_X")
@@ -779,6 +779,7 @@ def linear_probe(
     metrics = {
         "accuracy": float(np.mean(test_pred == test_y)),
         "per_class_recall": _per_class_recall(test_y, test_pred),
+        "test_predictions": test_pred,
         "train_accuracy": float(np.mean(train_pred == train_y)),
         "weight_decay": chosen,
         "val_accuracy": val_acc,

@@ -93,13 +93,18 @@ def finetune_stage(
 def probe_stage(
     features: dict[str, np.ndarray],
     labels: np.ndarray,
+    ids: np.ndarray,
     split: np.ndarray,
     class_names: list[str],
     params: dict,
     *,
     seed: int,
-) -> tuple[dict, pd.DataFrame]:
-    """Linear probe on the frozen final embedding (the papers' "pretrained" classifier)."""
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Linear probe on the frozen final embedding (the papers' "pretrained" classifier).
+
+    Returns the checkpoint payload, the tidy accuracy table and the probe's prediction for each
+    test image (``id``, ``label``, ``prediction``, ``correct``), for paired comparisons.
+    """
     x = features["final"]
     train, test = split == "train", split == "test"
     probe, metrics = training.linear_probe(
@@ -110,4 +115,10 @@ def probe_stage(
         "probe", metrics["accuracy"], metrics["per_class_recall"], class_names
     )
     head = {k: v.detach().float() for k, v in probe.state_dict().items()}
-    return {"head": head, "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)}}, table
+    predicted = metrics["test_predictions"]
+    predictions = pd.DataFrame(
+        {"id": ids[test], "label": labels[test], "prediction": predicted,
+         "correct": predicted == labels[test]}
+    )  # fmt: skip
+    payload = {"head": head, "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)}}
+    return payload, table, predictions
