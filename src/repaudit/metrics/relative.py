@@ -1071,6 +1071,7 @@ def stitching_table(
             f"variants must be distinct names from {STITCHING_VARIANTS}; got {list(variants)}."
         )
     y_train, y_test = lab[train_idx], lab[test_idx]
+    rows, n_train = np.concatenate([train_idx, test_idx]), train_idx.size
     kwargs = dict(
         seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden, device=device
     )
@@ -1089,18 +1090,19 @@ def stitching_table(
                 seed,
                 anchor_X,
             )
-        abs_train = {m: _features(features_by_model, m, layer, train_idx) for m in models}
-        abs_test = {m: _features(features_by_model, m, layer, test_idx) for m in models}
+        # train rows first, then test: one projection per model serves both splits (the anchor
+        # statistics are computed once), and anchor positions index the train rows
+        feats = {m: _features(features_by_model, m, layer, rows) for m in models}
         for variant in variants:
             rel = variant != "absolute"
-            tr, te = abs_train, abs_test
-            if rel:  # one projection per model: anchor statistics computed once for both splits
-                whiten, n_train = variant == "relative_whitened", train_idx.size
-                tr, te = {}, {}
-                for m in models:
-                    both = np.vstack([abs_train[m], abs_test[m]])
-                    r = relative_projection(both, abs_train[m][anchors], center, whiten)
-                    tr[m], te[m] = r[:n_train], r[n_train:]
+            spaces = feats
+            if rel:
+                whiten = variant == "relative_whitened"
+                spaces = {
+                    m: relative_projection(f, f[anchors], center, whiten) for m, f in feats.items()
+                }
+            tr = {m: s[:n_train] for m, s in spaces.items()}
+            te = {m: s[n_train:] for m, s in spaces.items()}
             df = stitching_scores(tr, te, y_train, y_test, **kwargs)
             df.insert(2, "layer", layer)
             df.insert(3, "metric", "stitching_f1")
