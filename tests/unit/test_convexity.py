@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,8 +12,11 @@ import torch
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial.distance import cdist
 
+from repaudit.metrics import _knn
 from repaudit.metrics.convexity import (
     ConvexityResult,
+    _knn_lists_torch,
+    _path_scores,
     convexity_table,
     euclidean_convexity,
     euclidean_convexity_rows,
@@ -146,6 +150,119 @@ def test_cross_check_nnconvexity_sampled_within_sem():
         assert abs(ours.class_scores[c] - theirs[c]) < 4 * math.sqrt(2) * se_paths + 0.01
         assert abs(ours.class_scores[c] - exact.class_scores[c]) < 4 * se_paths
         assert 20 < exact.class_scores[c] < 95  # not a trivial case
+
+
+# --------------------------------------------------------------------------------------------
+# fast path (bidirectional search, float32 kNN) vs obvious references
+
+
+def one_dijkstra_per_pair(G, y, c, a, b):
+    """Pair scores with one full scipy Dijkstra per pair and a predecessor walk."""
+    scores, connected = [], []
+    for s, t in zip(a, b, strict=True):
+        dist, pred = dijkstra(G, directed=False, indices=s, return_predecessors=True)
+        connected.append(bool(np.isfinite(dist[t])))
+        if not connected[-1]:
+            scores.append(0.0)
+            continue
+        interior, v = [], pred[t]
+        while v != s:
+            interior.append(v)
+            v = pred[v]
+        scores.append(1.0 if not interior else float(np.mean(y[interior] == c)))
+    return np.array(scores), np.array(connected)
+
+
+def _random_graph(n, p, rng):
+    """Symmetric graph with continuous weights (unique shortest paths), often disconnected."""
+    W = sp.random(n, n, density=p, random_state=rng, data_rvs=lambda m: rng.uniform(0.1, 1.0, m))
+    W = sp.triu(W, 1)
+    return sp.csr_matrix(W + W.T)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bidirectional_search_equals_one_dijkstra_per_pair(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 120))
+    G = _random_graph(n, float(rng.uniform(0.01, 0.08)), rng)
+    y = rng.integers(0, 3, n)
+    members = np.flatnonzero(y == 0)
+    a, b = (np.array(v) for v in zip(*itertools.permutations(members, 2), strict=True))
+    ours = _path_scores(G, y, 0, a, b)
+    ref = one_dijkstra_per_pair(G, y, 0, a, b)
+    np.testing.assert_array_equal(ours[1], ref[1])
+    np.testing.assert_array_equal(ours[0], ref[0])
+    assert 0 < ref[1].mean() < 1 or seed  # some seeds give disconnected pairs
+
+
+def test_pair_scores_do_not_depend_on_thread_count():
+    rng = np.random.default_rng(20)
+    X, y = _blobs(60, rng.normal(size=(3, 6)), 1.0, rng)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = graph_convexity(X, y, k=5, max_paths=500, seed=2)
+        numba.set_num_threads(before)
+        many = graph_convexity(X, y, k=5, max_paths=500, seed=2)
+    finally:
+        numba.set_num_threads(before)
+    for c in one.pair_scores:
+        np.testing.assert_array_equal(one.pair_scores[c], many.pair_scores[c])
+
+
+@pytest.mark.parametrize("case", ["gaussian", "duplicates", "offset"])
+def test_exact_knn_tiles_equal_dense_reference(monkeypatch, case):
+    # Small tiles so that the symmetric tile pass (rows and transposed columns) is exercised.
+    monkeypatch.setattr(_knn, "_TILE", 16)
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(90, 7))
+    if case == "duplicates":
+        X = rng.integers(0, 3, size=(90, 3)).astype(float)
+    elif case == "offset":
+        X[:45, 0] += 1e6  # two far clusters: float32 misranks, rows are redone exactly
+    for k in (1, 4, 12):
+        G = knn_graph(X, k=k).toarray()
+        W = reference_graph(X, k)
+        np.testing.assert_array_equal(G > 0, W > 0)
+        np.testing.assert_allclose(G, W, rtol=1e-12)
+        assert (G == G.T).all()
+
+
+def test_exact_knn_of_query_rows_and_torch_path_agree():
+    rng = np.random.default_rng(22)
+    X = rng.normal(size=(300, 5))
+    idx, d2 = _knn.exact_knn(X, 6)
+    rows = np.array([3, 50, 299])
+    q_idx, q_d2 = _knn.exact_knn(X, 6, rows)
+    np.testing.assert_array_equal(q_idx, idx[rows])
+    np.testing.assert_array_equal(q_d2, d2[rows])
+    _, j, w = _knn_lists_torch(X, 6, "cpu")  # the path for GPU devices
+    np.testing.assert_array_equal(j.reshape(300, -1), idx[:, 1:])
+    np.testing.assert_allclose(w.reshape(300, -1), np.sqrt(d2[:, 1:]), rtol=1e-12)
+
+
+def test_approximate_knn_records_mode_and_recall():
+    rng = np.random.default_rng(23)
+    X, y = _blobs(100, rng.normal(size=(3, 8)), 1.0, rng)
+    exact = graph_convexity(X, y, k=5, max_paths=300, seed=0)
+    approx = graph_convexity(X, y, k=5, max_paths=300, seed=0, knn="approximate")
+    again = graph_convexity(X, y, k=5, max_paths=300, seed=0, knn="approximate")
+    assert exact.knn == "exact" and math.isnan(exact.knn_recall)
+    assert approx.knn == "approximate" and 0.8 <= approx.knn_recall <= 1.0
+    assert approx.class_scores == again.class_scores and approx.knn_recall == again.knn_recall
+    assert abs(approx.score - exact.score) < 5
+    # Recall is measured against exact neighbours: exact lists have recall 1.
+    idx, d2 = _knn.exact_knn(X, 5)
+    assert _knn.knn_recall(X, 5, idx, d2, 50, seed=0) == 1.0
+    # A list missing one of the 5 neighbours of every point has recall 4/5.
+    wrong = idx.copy()
+    wrong[:, 1] = (np.arange(len(X)) + 150) % len(X)
+    d2w = np.where(wrong == np.arange(len(X))[:, None], 0.0, 1.0)
+    assert _knn.knn_recall(X, 5, wrong, d2w, 300, seed=0) == pytest.approx(0.8, abs=0.02)
+    df = convexity_table({"1": X}, y, k=5, max_paths=50, n_permutations=0, knn="approximate")
+    assert (df.knn == "approximate").all() and df.knn_recall.between(0.8, 1.0).all()
+    with pytest.raises(ValueError, match="knn must be"):
+        graph_convexity(X, y, knn="hnsw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,6 +528,7 @@ def test_convexity_table():
     assert (layer0[layer0.metric == "graph_convexity_connected"].value == 0).all()
     again = convexity_table(feats, y, k=4, max_paths=50, n_permutations=3, seed=0)
     pd.testing.assert_frame_equal(df, again)
+    assert (df.knn == "exact").all() and df.knn_recall.isna().all()
     assert (df.dtypes["value"] == np.float64) and df.k.eq(4).all() and df.n_samples.eq(45).all()
 
 

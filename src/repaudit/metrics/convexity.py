@@ -24,9 +24,11 @@ Two measures of how convex the region occupied by a class is in the representati
 
 Both report the paper's "adjusted" standard error :math:`\\mathrm{sd}(s)/\\sqrt{|C_c|}` (it divides
 by the number of data points of the class, not by the number of paths, because paths share
-vertices). The definitions follow the paper's released code (specs/convexity_uniformity.md §1.2);
-the implementation is a fast, exact equivalent (§1.5): blockwise exact kNN, a sparse graph and one
-multi-source :func:`scipy.sparse.csgraph.dijkstra` per class instead of one Dijkstra per pair.
+vertices). The definitions follow the paper's released code; the implementation is a fast, exact
+equivalent: an exact kNN from float32 Gram tiles with certified float64 re-ranking, a sparse graph
+and one bidirectional Dijkstra per sampled pair (numba), which stops once the two frontiers prove
+the shortest path and so visits a small part of the graph instead of all of it (time ~ N, not N^2,
+in the path search). An approximate kNN (NN-descent) is available and off by default.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from scipy.sparse.csgraph import dijkstra
+
+from repaudit.metrics._knn import approximate_knn, exact_knn, knn_recall
+from repaudit.metrics._paths import pair_scores
 
 __all__ = [
     "ConvexityResult",
@@ -53,12 +58,14 @@ __all__ = [
     "sample_pairs",
 ]
 
-# Memory budgets (bytes) for the blockwise kNN and the |sources| x N Dijkstra output.
+# Memory budget (bytes) of the blockwise kNN on a torch device other than the CPU.
 _KNN_BLOCK_BYTES = 64 * 2**20
-_DIJKSTRA_BLOCK_BYTES = 128 * 2**20
 # Extra kNN candidates re-ranked with exact distances; rows whose ranking cannot be certified
-# from them are redone exactly (see _knn_lists).
+# from them are redone exactly (see _knn_lists_torch).
 _KNN_MARGIN = 8
+# Queries on which an approximate kNN's recall@k is measured against exact neighbours.
+_RECALL_QUERIES = 2000
+_KNN_MODES = ("exact", "approximate")
 
 
 @dataclass
@@ -87,6 +94,11 @@ class ConvexityResult:
         label -> number of data points |C_c| of the class.
     note : str
         Empty, or why the result is undefined (e.g. a graph without edges).
+    knn : str
+        "exact" or "approximate": how the kNN graph was built (graph convexity only).
+    knn_recall : float
+        Approximate kNN only: recall@k against exact neighbours on sampled queries (NaN when
+        exact).
     """
 
     score: float
@@ -99,6 +111,8 @@ class ConvexityResult:
     pair_scores: dict = field(default_factory=dict)
     class_sizes: dict = field(default_factory=dict)
     note: str = ""
+    knn: str = "exact"
+    knn_recall: float = math.nan
 
     @property
     def defined(self) -> bool:
@@ -227,7 +241,40 @@ def _block_rows(n: int, width: int, itemsize: int = 8) -> int:
     return max(1, min(n, _KNN_BLOCK_BYTES // max(1, width * itemsize)))
 
 
-def _knn_lists(X: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_knn(knn) -> str:
+    if knn not in _KNN_MODES:
+        raise ValueError(f"knn must be 'exact' or 'approximate', got {knn!r}")
+    return knn
+
+
+def _knn_lists(
+    X: np.ndarray, k: int, device: str, knn: str = "exact", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """kNN edge list (i, j, distance) with the paper's rule, and recall@k (NaN when exact).
+
+    The k + 1 nearest of every point (self included, ties by the smaller index), those at
+    distance 0 dropped. Exact on the CPU with :func:`repaudit.metrics._knn.exact_knn`, on other
+    torch devices with :func:`_knn_lists_torch`; approximate with NN-descent, then its recall is
+    measured on sampled queries.
+    """
+    recall = math.nan
+    if knn == "approximate":
+        nb_idx, nb_d2 = approximate_knn(X, k, seed)
+        recall = knn_recall(X, k, nb_idx, nb_d2, _RECALL_QUERIES, seed)
+    elif torch.device(device).type == "cpu":
+        nb_idx, nb_d2 = exact_knn(X, k)
+    else:
+        return (*_knn_lists_torch(X, k, device), recall)
+    n, kk = nb_idx.shape
+    src = np.repeat(np.arange(n, dtype=np.int64), kk)
+    dst, d2 = nb_idx.ravel(), nb_d2.ravel()
+    keep = d2 > 0  # drops self and exact duplicates (paper: distance > 0)
+    return src[keep], dst[keep], np.sqrt(d2[keep]), recall
+
+
+def _knn_lists_torch(
+    X: np.ndarray, k: int, device: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact k-nearest neighbours with the paper's rule, as an edge list (i, j, distance).
 
     For every point take the k + 1 smallest Euclidean distances of its row (self included; ties
@@ -280,7 +327,9 @@ def _knn_lists(X: np.ndarray, k: int, device: str) -> tuple[np.ndarray, np.ndarr
     return src[keep], dst[keep], np.sqrt(d2[keep])
 
 
-def knn_graph(X, k: int = 10, device: str = "cpu") -> sp.csr_matrix:
+def knn_graph(
+    X, k: int = 10, device: str = "cpu", knn: str = "exact", seed: int = 0
+) -> sp.csr_matrix:
     """Union-symmetrised Euclidean kNN graph of the convexity paper (arXiv 2305.17154, code §1.2).
 
     ``W[i, j] = ||x_i - x_j||`` if ``j`` is among the ``k`` nearest neighbours of ``i`` (or vice
@@ -294,7 +343,13 @@ def knn_graph(X, k: int = 10, device: str = "cpu") -> sp.csr_matrix:
     k : int
         Number of neighbours (paper: 10).
     device : str
-        Torch device for the distance computations ("cpu" or "cuda").
+        Torch device for the exact distance computations off the CPU ("cuda"); on the CPU
+        numba and BLAS do them.
+    knn : str
+        "exact" (default) or "approximate" (NN-descent; edge weights are still exact distances,
+        some true neighbours may be missed).
+    seed : int
+        Seed of the approximate kNN.
 
     Returns
     -------
@@ -303,12 +358,14 @@ def knn_graph(X, k: int = 10, device: str = "cpu") -> sp.csr_matrix:
     """
     X = _check_features(X)
     k = _check_positive_int("k", k)
-    return _build_graph(X, k, device)
+    return _build_graph(X, k, device, _check_knn(knn), seed)[0]
 
 
-def _build_graph(X: np.ndarray, k: int, device: str) -> sp.csr_matrix:
+def _build_graph(
+    X: np.ndarray, k: int, device: str, knn: str = "exact", seed: int = 0
+) -> tuple[sp.csr_matrix, float]:
     n = X.shape[0]
-    i, j, w = _knn_lists(X, k, device)
+    i, j, w, recall = _knn_lists(X, k, device, knn, seed)
     # Union symmetrisation: keep each undirected edge once (its weight is the same both ways,
     # since (x_i - x_j)**2 == (x_j - x_i)**2 bit for bit), then mirror it.
     lo, hi = np.minimum(i, j), np.maximum(i, j)
@@ -318,90 +375,35 @@ def _build_graph(X: np.ndarray, k: int, device: str) -> sp.csr_matrix:
     cols = np.concatenate([hi, lo])
     g = sp.csr_matrix((np.concatenate([w, w]), (rows, cols)), shape=(n, n))
     g.sort_indices()
-    return g
+    return g, recall
 
 
 # --------------------------------------------------------------------------------------------
 # graph convexity
 
 
-def _pair_cover(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Small vertex cover of the pair graph: every pair gets an endpoint in the returned set.
-
-    Shortest paths are symmetric, so a pair needs a Dijkstra from only one of its endpoints;
-    covering all pairs with few sources saves whole Dijkstra runs. Greedy max-degree (ties: the
-    smallest vertex), then drop cover vertices whose neighbours are all in the cover.
-    """
-    verts, inv = np.unique(np.concatenate([lo, hi]), return_inverse=True)
-    n_edges = lo.size  # pairs are distinct, so every neighbour appears once per vertex
-    ends = inv
-    others = np.concatenate([inv[n_edges:], inv[:n_edges]])
-    order = np.argsort(ends, kind="stable")
-    nbr, eid = others[order], order % n_edges
-    bounds = np.searchsorted(ends[order], np.arange(verts.size + 1))
-    deg = np.bincount(ends, minlength=verts.size)
-    alive = np.ones(n_edges, dtype=bool)
-    chosen = []
-    while True:
-        w = int(deg.argmax())
-        if deg[w] == 0:
-            break
-        chosen.append(w)
-        lo_w, hi_w = bounds[w], bounds[w + 1]
-        live = alive[eid[lo_w:hi_w]]
-        alive[eid[lo_w:hi_w][live]] = False
-        deg[nbr[lo_w:hi_w][live]] -= 1
-        deg[w] = 0
-    in_cover = np.zeros(verts.size, dtype=bool)
-    in_cover[chosen] = True
-    for w in reversed(chosen):
-        if in_cover[nbr[bounds[w] : bounds[w + 1]]].all():
-            in_cover[w] = False
-    return verts[in_cover]
-
-
 def _path_scores(
     graph: sp.csr_matrix, y: np.ndarray, c: int, a: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score pairs (a, b) of class c on shortest paths; returns (scores, connected)."""
+    """Score pairs (a, b) of class c on shortest paths; returns (scores, connected).
+
+    One bidirectional Dijkstra per distinct undirected pair (paths are symmetric, so (a, b) and
+    (b, a) share a search), searched from the smaller index; pairs run in parallel chunks, each
+    pair independently, so the result does not depend on the thread count.
+    """
     n = graph.shape[0]
-    in_class = y == c
-    # Score each undirected pair once, from a source in a small vertex cover of the pairs.
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keys, back = np.unique(lo * n + hi, return_inverse=True)
-    lo, hi = keys // n, keys % n
-    is_source = np.zeros(n, dtype=bool)
-    is_source[_pair_cover(lo, hi)] = True
-    src = np.where(is_source[lo], lo, hi)
-    dst = np.where(is_source[lo], hi, lo)
-    sources, pos = np.unique(src, return_inverse=True)
-    scores = np.zeros(keys.size, dtype=np.float64)
-    connected = np.zeros(keys.size, dtype=bool)
-    chunk = max(1, _DIJKSTRA_BLOCK_BYTES // (12 * n))
-    for s in range(0, sources.size, chunk):
-        e = min(sources.size, s + chunk)
-        # The CSR holds both directions, so a directed search equals an undirected one and
-        # saves scipy the transpose it would build for directed=False.
-        dist, pred = dijkstra(graph, directed=True, indices=sources[s:e], return_predecessors=True)
-        sel = np.flatnonzero((pos >= s) & (pos < e))
-        r, a_s, b_s = pos[sel] - s, src[sel], dst[sel]
-        reach = np.isfinite(dist[r, b_s])
-        cur = pred[r, b_s]  # vertex before the target on the path
-        n_interior = np.zeros(sel.size, dtype=np.int64)
-        n_inside = np.zeros(sel.size, dtype=np.int64)
-        active = np.flatnonzero(reach & (cur != a_s))
-        # Walk all predecessor chains at once, one hop per iteration, until they reach the source.
-        while active.size:
-            v = cur[active]
-            n_interior[active] += 1
-            n_inside[active] += in_class[v]
-            nxt = pred[r[active], v]
-            cur[active] = nxt
-            active = active[nxt != a_s[active]]
-        has_interior = n_interior > 0
-        sc = np.where(reach, 1.0, 0.0)  # direct edge -> 1, no path -> 0
-        sc[has_interior] = n_inside[has_interior] / n_interior[has_interior]
-        scores[sel], connected[sel] = sc, reach
+    n_chunks = max(1, min(keys.size, 4 * numba.get_num_threads()))
+    scores, connected = pair_scores(
+        graph.indptr.astype(np.int64),
+        graph.indices.astype(np.int64),
+        graph.data.astype(np.float64),
+        (y == c).astype(np.int64),
+        keys // n,
+        keys % n,
+        n_chunks,
+    )
     return scores[back], connected[back]
 
 
@@ -475,7 +477,13 @@ def _no_edge_note(X: np.ndarray) -> str:
 
 
 def graph_convexity(
-    X, y, k: int = 10, max_paths: int = 5000, seed: int = 0, device: str = "cpu"
+    X,
+    y,
+    k: int = 10,
+    max_paths: int = 5000,
+    seed: int = 0,
+    device: str = "cpu",
+    knn: str = "exact",
 ) -> ConvexityResult:
     """Graph convexity of class regions (Tětková et al., arXiv 2305.17154; spec §1.2).
 
@@ -492,10 +500,9 @@ def graph_convexity(
     5. Class score = 100 · mean pair score; layer score = unweighted mean over classes;
        SEM = std(pair scores, ddof=1) / sqrt(|C_c|).
 
-    Paths come from one multi-source :func:`scipy.sparse.csgraph.dijkstra` per class, read off
-    the predecessor matrix for all pairs at once. Paths are symmetric, so each distinct
-    undirected pair is searched once, from whichever endpoint lies in a small (greedy) vertex
-    cover of the sampled pairs; this needs fewer Dijkstra sources than the first endpoints.
+    Each distinct undirected pair (paths are symmetric) gets one bidirectional Dijkstra that
+    stops as soon as the two frontiers prove the shortest path (exact; it visits a small
+    neighbourhood of both endpoints rather than the whole graph).
 
     Parameters
     ----------
@@ -510,7 +517,10 @@ def graph_convexity(
     seed : int
         Seed of the pair sampling.
     device : str
-        Torch device for the kNN search.
+        Torch device for the exact kNN search off the CPU.
+    knn : str
+        "exact" (default) or "approximate": NN-descent neighbours (Dong et al. 2011) for large N;
+        the result records ``knn`` and the measured recall@k on 2,000 sampled queries.
 
     Returns
     -------
@@ -527,17 +537,19 @@ def graph_convexity(
 
     Ties: kNN distance ties are broken stably by the smaller index (as pandas
     ``nsmallest(keep="first")``), so the graph is identical to the paper code's. Among equally
-    short *paths* the one returned depends on the search (scipy's heap order, the search
-    direction chosen by the cover) and may differ from igraph's; with continuous features such
+    short *paths* the one returned depends on the search (heap order, where the two frontiers
+    meet) and may differ from igraph's; with continuous features such
     ties have probability 0, with exact duplicates or lattice data they can change a pair score.
     """
     X = _check_features(X)
     y = _check_labels(y, X.shape[0])
     k = _check_positive_int("k", k)
     max_paths = _check_positive_int("max_paths", max_paths)
-    graph = _build_graph(X, k, device)
+    graph, recall = _build_graph(X, k, device, _check_knn(knn), seed)
     note = _no_edge_note(X) if graph.nnz == 0 else ""
-    return _graph_convexity_on(graph, y, max_paths, seed, note)
+    res = _graph_convexity_on(graph, y, max_paths, seed, note)
+    res.knn, res.knn_recall = knn, recall
+    return res
 
 
 def permutation_chance(
@@ -548,6 +560,7 @@ def permutation_chance(
     n_permutations: int = 5,
     seed: int = 0,
     device: str = "cpu",
+    knn: str = "exact",
 ) -> tuple[float, float]:
     """Chance level of graph convexity by label permutation (spec §1.6.6).
 
@@ -557,7 +570,7 @@ def permutation_chance(
 
     Parameters
     ----------
-    X, y, k, max_paths, device
+    X, y, k, max_paths, device, knn
         As in :func:`graph_convexity`.
     n_permutations : int
         Number of label permutations.
@@ -575,7 +588,7 @@ def permutation_chance(
     k = _check_positive_int("k", k)
     max_paths = _check_positive_int("max_paths", max_paths)
     n_permutations = _check_positive_int("n_permutations", n_permutations)
-    graph = _build_graph(X, k, device)
+    graph, _ = _build_graph(X, k, device, _check_knn(knn), seed)
     return _chance_on(graph, y, max_paths, n_permutations, seed)
 
 
@@ -720,6 +733,7 @@ def convexity_table(
     n_permutations: int = 5,
     seed: int = 0,
     device: str = "cpu",
+    knn: str = "exact",
 ) -> pd.DataFrame:
     """Graph convexity (arXiv 2305.17154) of every layer as a tidy table.
 
@@ -731,7 +745,7 @@ def convexity_table(
         layer name -> (n_samples, n_features) features (pooled as in spec §1.3).
     labels : array-like of int, shape (n_samples,)
         Ground-truth labels.
-    k, max_paths, seed, device
+    k, max_paths, seed, device, knn
         As in :func:`graph_convexity`.
     n_permutations : int
         Label permutations for the chance level (0 skips it).
@@ -740,8 +754,10 @@ def convexity_table(
     -------
     pandas.DataFrame
         Columns ``layer, metric, variant, value, class, k, max_paths, n_samples, n_paths, seed,
-        n_permutations``. Metrics (variant ""): ``graph_convexity`` (%; class "all" = layer score,
-        one row per class), ``graph_convexity_sem`` (% ; "all" = mean over classes),
+        knn, knn_recall, n_permutations``; ``knn`` is "exact" or "approximate" and
+        ``knn_recall`` the approximate graph's measured recall@k (NaN when exact). Metrics
+        (variant ""): ``graph_convexity`` (%; class "all" = layer score, one row per class),
+        ``graph_convexity_sem`` (% ; "all" = mean over classes),
         ``graph_convexity_connected`` (fraction; "all" = pooled over pairs),
         ``graph_convexity_chance`` and ``graph_convexity_chance_std`` (%, class "all").
         ``n_paths`` is the class's number of sampled paths (their sum for "all");
@@ -756,14 +772,16 @@ def convexity_table(
         raise ValueError(f"n_permutations must be an integer >= 0, got {n_permutations!r}")
     if n_permutations < 0:
         raise ValueError(f"n_permutations must be >= 0, got {n_permutations}")
+    knn = _check_knn(knn)
     rows = []
     for layer, X in features.items():
         X = _check_features(X)
         y = _check_labels(labels, X.shape[0])
-        graph = _build_graph(X, k, device)
+        graph, recall = _build_graph(X, k, device, knn, seed)
         note = _no_edge_note(X) if graph.nnz == 0 else ""
         res = _graph_convexity_on(graph, y, max_paths, seed, note)
         params = dict(k=k, max_paths=max_paths, n_samples=int(X.shape[0]), seed=seed)
+        params.update(knn=knn, knn_recall=float(recall))
         params["n_permutations"] = 0
         layer = str(layer)
         rows += _rows(layer, "graph_convexity", res.score, res.class_scores, res.n_paths, params)
