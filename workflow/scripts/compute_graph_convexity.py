@@ -15,6 +15,7 @@ table = convexity_table(
     max_paths=p["max_paths"],
     n_permutations=p["n_permutations"],
     seed=seed,
+    knn=p.get("knn", "exact"),
 )
 log.info(
     "layer scores: %s",
