@@ -84,15 +84,23 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
-def validate_config(config: dict, schema_path: str | Path) -> dict:
-    """Validate ``config`` in place against the JSON schema, filling defaults."""
+def check_schema(instance, schema_path: str | Path, what: str = "config") -> None:
+    """Validate ``instance`` in place against a YAML JSON schema, filling defaults.
+
+    Raises :class:`ConfigError` with one line, ``"<what> error: <where>: <problem>"``.
+    """
     schema = yaml.safe_load(Path(schema_path).read_text())
     schema = _inline_refs(schema, schema.get("$defs", {}))
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(f"config error: {_one_line(best)}")
+        raise ConfigError(f"{what} error: {_one_line(best)}")
+
+
+def validate_config(config: dict, schema_path: str | Path) -> dict:
+    """Validate ``config`` in place against the JSON schema, filling defaults."""
+    check_schema(config, schema_path)
     _check_references(config)
     return config
 

@@ -53,7 +53,8 @@ PALETTE = sns.color_palette("colorblind")
 VERDICT_COLOURS = {
     "supported": PALETTE[2],
     "not supported": PALETTE[3],
-    "inconclusive": PALETTE[7],
+    "underpowered": PALETTE[7],
+    "no data": "0.6",
 }
 _MISSING_COLOUR = "0.35"
 _MAX_ANNOTATED_CELLS = 12  # write values into heatmap cells up to a 12 x 12 matrix
@@ -279,13 +280,13 @@ def _stage_order(stages: Iterable[str]) -> list[str]:
     return sorted(set(stages), key=lambda s: (s != "pretrained", s))
 
 
-def _objectives(df: pd.DataFrame) -> dict[str, str]:
-    """model -> objective (first non-empty value; "unknown" if the column is absent)."""
-    if "objective" not in df.columns:
+def _objectives(df: pd.DataFrame, column: str = "objective") -> dict[str, str]:
+    """model -> objective (or another model column; first non-empty value, else "unknown")."""
+    if column not in df.columns:
         return {m: "unknown" for m in df["model"].unique()}
     out = {}
     for model, grp in df.groupby("model", sort=False):
-        vals = [v for v in grp["objective"] if v]
+        vals = [v for v in grp[column] if v]
         out[model] = vals[0] if vals else "unknown"
     return out
 
@@ -444,7 +445,8 @@ def _parse_metric(spec: str) -> tuple[str, str | None]:
     return name, (variant if sep else None)
 
 
-def _correlation_text(x: np.ndarray, y: np.ndarray) -> str:
+def _correlation_text(x: np.ndarray, y: np.ndarray, architecture: np.ndarray) -> str:
+    """Raw Pearson r, and r within architecture (what the claims decide on) when it exists."""
     n = x.size
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return f"n = {n}: r undefined"
@@ -452,7 +454,16 @@ def _correlation_text(x: np.ndarray, y: np.ndarray) -> str:
         r = float(np.corrcoef(x, y)[0, 1])
         return f"Pearson r = {r:.2f}, n = {n}"
     res = stats.pearson(x, y)
-    return f"Pearson r = {res.estimate:.2f}, p = {res.p:.2g}, n = {n}"
+    text = f"Pearson r = {res.estimate:.2f}, p = {res.p:.2g}, n = {n}"
+    if len(set(architecture)) > 1:
+        try:
+            within = stats.stratified_correlation(
+                x, y, pd.DataFrame({"architecture": architecture}), n_perm=999, seed=0
+            )
+        except ValueError:
+            return text + "\nwithin architecture: undefined"
+        text += f"\nwithin architecture r = {within.estimate:.2f}, p = {within.p:.2g}"
+    return text
 
 
 @_styled
@@ -471,8 +482,10 @@ def metric_vs_binding(
 
     One panel per x metric (and variant): x = the metric of each model at ``layer`` / ``stage``,
     y = ``binding_metric`` on ``binding_dataset`` (same layer and stage), one point per model
-    coloured by objective, an OLS fit with its 95 % bootstrap band (seaborn ``regplot``,
-    ``seed=0``), and Pearson r with its two-sided p (:func:`repaudit.stats.pearson`).
+    coloured by objective with its architecture as the marker shape, an OLS fit with its 95 %
+    bootstrap band (seaborn ``regplot``, ``seed=0``), Pearson r with its two-sided p
+    (:func:`repaudit.stats.pearson`), and the r within architecture that the claims decide on
+    (:func:`repaudit.stats.stratified_correlation`): a cloud of architectures can make a raw r.
 
     Parameters
     ----------
@@ -521,9 +534,14 @@ def metric_vs_binding(
     if not panels:
         return _missing(title, "no x metrics were requested")
 
-    objectives = _objectives(_rows(metrics, binding_metric, dataset=binding_dataset))
+    binding_rows = _rows(metrics, binding_metric, dataset=binding_dataset)
+    objectives = _objectives(binding_rows)
+    architectures = _objectives(binding_rows, "architecture")
     hue_order = sorted(set(objectives.values()))
     colours = {o: PALETTE[i % len(PALETTE)] for i, o in enumerate(hue_order)}
+    shapes = ["o", "s", "^", "D", "v", "P", "X"]
+    arch_order = sorted(set(architectures.values()))
+    markers = {a: shapes[i % len(shapes)] for i, a in enumerate(arch_order)}
     nrow, ncol = _grid(len(panels), col_wrap)
     fig = _figure(max(2.9 * ncol + 1.6, 5.6), 2.6 * nrow + 0.6)
     axes = fig.subplots(nrow, ncol, sharey=True, squeeze=False).ravel()
@@ -539,6 +557,7 @@ def metric_vs_binding(
             _note(ax, f"no model has both '{name}' ({source}) and '{binding_metric}'")
             continue
         data["objective"] = data["model"].map(objectives).fillna("unknown")
+        data["architecture"] = data["model"].map(architectures).fillna("unknown")
         if len(data) >= 3 and np.ptp(data["x"]) > 0:
             sns.regplot(
                 data=data,
@@ -551,12 +570,19 @@ def metric_vs_binding(
                 color="0.35",
                 line_kws={"lw": 1.0},
             )
-        for obj, grp in data.groupby("objective"):
-            ax.scatter(grp["x"], grp["y"], s=22, color=colours.get(obj, "0.2"), zorder=3)
+        for (obj, arch), grp in data.groupby(["objective", "architecture"]):
+            ax.scatter(
+                grp["x"], grp["y"], s=22, color=colours.get(obj, "0.2"), marker=markers[arch],
+                zorder=3,
+            )  # fmt: skip
         ax.text(
             0.03,
             0.97,
-            _correlation_text(data["x"].to_numpy(float), data["y"].to_numpy(float)),
+            _correlation_text(
+                data["x"].to_numpy(float),
+                data["y"].to_numpy(float),
+                data["architecture"].to_numpy(str),
+            ),
             transform=ax.transAxes,
             ha="left",
             va="top",
@@ -571,8 +597,12 @@ def metric_vs_binding(
     handles = [
         Line2D([], [], ls="", marker="o", ms=5, color=colours[o], label=o) for o in hue_order
     ]
+    if len(arch_order) > 1:
+        handles += [
+            Line2D([], [], ls="", marker=markers[a], ms=5, color="0.3", label=a) for a in arch_order
+        ]
     handles.append(Line2D([], [], color="0.35", label="OLS fit, 95 % CI"))
-    fig.legend(handles=handles, loc="outside right center", title="objective")
+    fig.legend(handles=handles, loc="outside right center", title="objective / architecture")
     fig.suptitle(title)
     return fig
 
@@ -944,18 +974,22 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
     """Forest plot of the claims summary: estimate and confidence interval per claim.
 
     One row per claim (id on the y axis), the point and its CI coloured by verdict, a dashed
-    line at 0 and the estimate, CI, p and n written to the right, because estimates of
+    line at 0 and the estimate, CI, p, the number of independent units, the minimum
+    detectable effect and a fragility mark written to the right, because estimates of
     different claims live on different scales. Claims are grouped into panels by ``group``
     (the paper) when that column exists, each panel with its own x scale. Rows whose estimate
-    is NaN show "n/a".
+    is NaN show "n/a"; claims without data are named under the title.
     """
     title = "Paper claims: effect sizes with confidence intervals"
     needed = {"claim", "estimate"}
     if summary is None or not needed <= set(summary.columns) or summary.empty:
         return _missing(title, "no claims summary rows (columns 'claim' and 'estimate' needed)")
     s = summary.copy()
-    for col in ("estimate", "ci_low", "ci_high", "p", "n"):
+    if "n_units" not in s and "n" in s:  # a summary from before units were named
+        s["n_units"] = s["n"]
+    for col in ("estimate", "ci_low", "ci_high", "p", "n_units", "mde"):
         s[col] = pd.to_numeric(s[col], errors="coerce") if col in s else np.nan
+    s["fragile"] = s["fragile"].astype(str).str.lower().eq("true") if "fragile" in s else False
     s["verdict"] = s["verdict"].fillna("").astype(str) if "verdict" in s else ""
     s["claim"] = s["claim"].astype(str)
     if group in s.columns:
@@ -983,8 +1017,12 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
                 label += f" [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite([lo, hi]).all() else " (no CI)"
                 if np.isfinite(r["p"]):
                     label += f"  p = {r['p']:.2g}"
-                if np.isfinite(r["n"]):
-                    label += f"  n = {int(r['n'])}"
+                if np.isfinite(r["n_units"]):
+                    label += f"  n = {int(r['n_units'])}"
+                if np.isfinite(r["mde"]):
+                    label += f"  mde = {_fmt(r['mde'])}"
+                if r["fragile"]:
+                    label += "  fragile"
             else:
                 ax.text(0.5, i, "n/a", transform=text_tf, ha="center", va="center", color="0.4")
                 label = "n/a"
@@ -1000,7 +1038,10 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
     handles = [
         Line2D([], [], color=c, marker="o", ms=5, label=v) for v, c in VERDICT_COLOURS.items()
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, title="verdict")
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, title="verdict")
+    empty = s.loc[s["verdict"] == "no data", "claim"].tolist()
+    if empty:
+        title += f"\nno data in this config: {', '.join(empty)}"
     fig.suptitle(title)
     return fig
 

@@ -199,8 +199,10 @@ def summary() -> pd.DataFrame:
             "ci_low": [20.0, 0.2, np.nan, np.nan],
             "ci_high": [30.0, 0.9, np.nan, np.nan],
             "p": [1e-4, 0.01, np.nan, 0.3],
-            "n": [4, 4, 0, 3],
-            "verdict": ["supported", "supported", "inconclusive", "not supported"],
+            "n_units": [4, 4, 0, 3],
+            "mde": [5.0, 0.9, np.nan, 0.2],
+            "fragile": [False, True, False, False],
+            "verdict": ["supported", "supported", "no data", "not supported"],
             "note": ["", "", "no data", ""],
         }
     )
@@ -452,7 +454,8 @@ def test_claims_forest(summary, tmp_path):
     ticks = [t.get_text() for ax in axes for t in ax.get_yticklabels()]
     assert ticks == list(summary["claim"])
     text = _texts(fig)
-    assert "n/a" in text and "25 [20, 30]" in text
+    assert "n/a" in text and "25 [20, 30]" in text and "mde = 5" in text
+    assert "fragile" in text and "no data in this config: binding_r" in text
     supported = mpl.colors.to_hex(plots.VERDICT_COLOURS["supported"])
     first = axes[0]
     point_colours = {
@@ -514,3 +517,17 @@ def test_every_figure_survives_tables_without_its_rows(draw, table, tmp_path):
     assert not any(_data_artists(ax) for ax in _visible_axes(fig))
     assert "no " in _texts(fig)
     fig.savefig(tmp_path / "empty.png", dpi=30)
+
+
+def test_metric_vs_binding_marks_architecture_and_the_within_architecture_r(metrics, tmp_path):
+    table = metrics.copy()
+    arch = {m: ("cnn_a" if i % 2 else "vit_b") for i, m in enumerate(sorted(MODELS))}
+    table["architecture"] = table["model"].map(arch)
+    fig = plots.metric_vs_binding(table, ["rankme:uncentred"])
+    _check_data(fig, tmp_path, "binding_arch", save=False)
+    text = _texts(fig)
+    # 4 encoders in 2 architectures: too few for a within-architecture r (needs 5), and said so.
+    assert "within architecture: undefined" in text and "cnn_a" in text and "vit_b" in text
+    points = [c for c in _visible_axes(fig)[0].collections if isinstance(c, PathCollection)]
+    shapes = {tuple(map(tuple, c.get_paths()[0].vertices.round(3))) for c in points}
+    assert len(shapes) == 2  # one marker shape per architecture

@@ -382,56 +382,6 @@ def test_welch_difference_matches_scipy():
     assert res.extras["mannwhitney_p"] == pytest.approx(sps.mannwhitneyu(a, b).pvalue)
 
 
-# ----------------------------------------------------------------------------- mixed model
-
-
-def _nested(seed=14, n_groups=8, per=10, slope=0.5, tau=1.0):
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(n_groups), per)
-    x = rng.normal(size=g.size) + 0.5 * np.repeat(rng.normal(size=n_groups), per)
-    y = 2 + slope * x + tau * np.repeat(rng.normal(size=n_groups), per) + rng.normal(size=g.size)
-    return y, x, g
-
-
-def test_mixed_slope_matches_statsmodels_formula_api():
-    y, x, g = _nested()
-    res = stats.mixed_slope(y, x, g)
-    df = pd.DataFrame({"y": y, "x": x, "g": g.astype(str)})
-    ref = smf.mixedlm("y ~ x", df, groups=df["g"]).fit(reml=True)
-    assert res.estimate == pytest.approx(ref.fe_params["x"], rel=1e-5)
-    assert res.extras["se"] == pytest.approx(ref.bse_fe["x"], rel=1e-4)
-    assert res.p == pytest.approx(ref.pvalues["x"], rel=1e-3, abs=1e-12)
-    ci = ref.conf_int().loc["x"].to_numpy()
-    assert (res.ci_low, res.ci_high) == pytest.approx(tuple(ci), rel=1e-4)
-    assert res.n == 80 and res.extras["n_groups"] == 8
-    assert res.extras["group_var"] > 0.2
-
-
-def test_mixed_slope_recovers_a_planted_slope_despite_group_offsets():
-    # Group offsets correlated with x bias the pooled OLS slope; the random intercept absorbs them.
-    rng = np.random.default_rng(15)
-    g = np.repeat(np.arange(10), 12)
-    offset = np.repeat(np.linspace(-5, 5, 10), 12)
-    x = offset + rng.normal(size=g.size)
-    y = 0.3 * x - 2 * offset + 0.5 * rng.normal(size=g.size)
-    res = stats.mixed_slope(y, x, g)
-    assert res.ci_low < 0.3 < res.ci_high
-    assert stats.pearson(x, y).estimate < 0  # the pooled association has the wrong sign
-
-
-def test_mixed_slope_with_covariates_and_errors():
-    y, x, g = _nested(seed=16)
-    z = np.random.default_rng(0).normal(size=y.size)
-    res = stats.mixed_slope(y, x, g, covariates=z)
-    assert np.isfinite(res.estimate)
-    with pytest.raises(ValueError, match="at least 2 groups"):
-        stats.mixed_slope(y, x, np.zeros(y.size))
-    with pytest.raises(ValueError, match="single observation"):
-        stats.mixed_slope(y[:6], x[:6], np.arange(6))
-    with pytest.raises(ValueError, match="at least 5"):
-        stats.mixed_slope(y[:4], x[:4], g[:4])
-
-
 # ----------------------------------------------------------------------------- errors
 
 
@@ -462,6 +412,8 @@ def test_mixed_slope_with_covariates_and_errors():
             lambda: stats.permutation_pvalue(np.arange(5.0), np.arange(5.0), method="kendall"),
             "method",
         ),
+        (lambda: stats.dyadic_mean([1.0, 2.0], ["a", "b"], ["b", "a"]), "at least 3 units"),
+        (lambda: stats.adjusted_mean([1.0, 1.0, 1.0]), "same value"),
     ],
 )
 def test_bad_input_raises_a_clear_value_error(call, match):
@@ -474,3 +426,154 @@ def test_as_dict_flattens_extras():
     d = res.as_dict()
     assert {"estimate", "ci_low", "ci_high", "p", "n", "method", "wilcoxon_p"} <= set(d)
     assert all(isinstance(d[k], float) for k in ("estimate", "ci_low", "ci_high", "p"))
+
+
+# ----------------------------------------------------------------------------- unit-level inference
+
+
+def test_minimum_detectable_effects_hand_values():
+    # tanh(2.80 / sqrt(n - 3)): the numbers a methods reviewer checks.
+    assert stats.mde_correlation(12) == pytest.approx(0.73, abs=0.005)
+    assert stats.mde_correlation(21) == pytest.approx(0.58, abs=0.005)
+    assert stats.mde_correlation(43) == pytest.approx(0.42, abs=0.005)
+    assert stats.mde_correlation(12, k=2) == pytest.approx(np.tanh(2.8016 / np.sqrt(7)), abs=1e-3)
+    assert np.isnan(stats.mde_correlation(3))
+    # Large df: (1.96 + 0.84) * se.
+    assert stats.mde_t(1.0, 10_000) == pytest.approx(2.80, abs=0.01)
+    assert stats.mde_t(0.5, 9) == pytest.approx((2.262 + 0.883) * 0.5, abs=1e-3)
+
+
+def test_design_dummies_drop_one_level_and_collinear_factors():
+    f = pd.DataFrame({"architecture": list("aabbcc"), "input_size": [48, 48, 32, 32, 32, 32]})
+    Z = stats.design_dummies(f)
+    assert Z.shape == (6, 2)  # input size is architecture a: no new column
+    assert stats.design_dummies(None, 4).shape == (4, 0)
+    assert stats.strata_codes(f).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_stratified_correlation_is_the_partial_r_and_ignores_shared_factor_effects():
+    rng = np.random.default_rng(3)
+    arch = np.repeat(["a", "b", "c"], 6)
+    shift = {"a": -6.0, "b": 0.0, "c": 6.0}
+    x = np.array([shift[a] for a in arch]) + rng.normal(size=18)
+    y = np.array([shift[a] for a in arch]) + rng.normal(size=18)
+    f = pd.DataFrame({"architecture": arch})
+    res = stats.stratified_correlation(x, y, f, n_perm=2000, seed=1)
+    ref = stats.partial_correlation(x, y, f)
+    assert res.estimate == pytest.approx(ref.estimate)
+    assert res.extras["parametric_p"] == pytest.approx(ref.p)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ref.ci_low, ref.ci_high))
+    assert res.extras["raw_r"] > 0.9 and abs(res.estimate) < 0.5
+    assert res.p > 0.05 and res.extras["raw_p"] < 1e-6
+    # Without factors: the plain permutation test of Pearson r (close to the t-test p).
+    z = x + rng.normal(0, 6, 18)
+    plain = stats.stratified_correlation(x, z, n_perm=20_000, seed=2)
+    assert plain.extras["n_design_columns"] == 0 and plain.extras["n_strata"] == 1
+    assert plain.estimate == pytest.approx(sps.pearsonr(x, z).statistic)
+    assert plain.p == pytest.approx(sps.pearsonr(x, z).pvalue, abs=0.02)
+
+
+def test_stratified_permutation_p_matches_an_exhaustive_enumeration():
+    # 2 strata of 4: 4! * 4! = 576 within-strata permutations, enumerated by hand here.
+    import itertools
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=8), rng.normal(size=8)
+    y[:4] += x[:4]
+    f = pd.DataFrame({"s": list("aaaabbbb")})
+    obs = stats.stratified_correlation(x, y, f, n_perm=50_000, seed=0)
+    ex = x - np.repeat([x[:4].mean(), x[4:].mean()], 4)
+    ey = y - np.repeat([y[:4].mean(), y[4:].mean()], 4)
+    count = total = 0
+    for p1 in itertools.permutations(range(4)):
+        for p2 in itertools.permutations(range(4, 8)):
+            xp = ex[list(p1) + list(p2)]
+            r = xp @ ey / np.sqrt((xp @ xp) * (ey @ ey))
+            count += abs(r) >= abs(obs.estimate) - 1e-12
+            total += 1
+    assert obs.p == pytest.approx(count / total, abs=0.01)
+
+
+def test_stratified_correlation_errors():
+    f = pd.DataFrame({"s": list("aabb")})
+    with pytest.raises(ValueError, match="at least 5 units"):
+        stats.stratified_correlation([1, 2, 3, 4], [1, 3, 2, 4], f)
+    f = pd.DataFrame({"s": list("aaabbb")})
+    with pytest.raises(ValueError, match="does not vary within"):
+        stats.stratified_correlation([1, 1, 1, 2, 2, 2], [1, 3, 2, 4, 6, 5], f)
+
+
+def test_adjusted_mean_weights_strata_equally_as_ols_with_sum_coding():
+    d = np.array([1.0, 2.0, 3.0, 10.0, 11.0])
+    f = pd.DataFrame({"architecture": ["a", "a", "a", "b", "b"]})
+    res = stats.adjusted_mean(d, f)
+    assert res.estimate == pytest.approx((2.0 + 10.5) / 2)  # mean of the cell means
+    assert res.extras["raw_mean"] == pytest.approx(d.mean())
+    fit = smf.ols("d ~ C(arch, Sum)", pd.DataFrame({"d": d, "arch": f["architecture"]})).fit()
+    assert res.estimate == pytest.approx(fit.params["Intercept"])
+    assert res.p == pytest.approx(fit.pvalues["Intercept"])
+    lo, hi = fit.conf_int().loc["Intercept"]
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi))
+    # No factors: the one-sample t-test.
+    plain = stats.adjusted_mean(d)
+    assert plain.p == pytest.approx(sps.ttest_1samp(d, 0).pvalue)
+    assert plain.extras["eq_low"] == pytest.approx(
+        d.mean() - sps.t.ppf(0.95, 4) * d.std(ddof=1) / np.sqrt(5)
+    )
+
+
+def test_adjusted_difference_matches_ols_with_architecture_fixed_effects():
+    rng = np.random.default_rng(2)
+    arch = np.repeat(["a", "b", "c"], 6)
+    g = np.tile([1, 1, 0, 0, 0, 0], 3)
+    g[6] = 0  # unbalanced
+    y = np.array([{"a": 5, "b": 0, "c": -5}[a] for a in arch]) + 1.0 * g + rng.normal(size=18)
+    f = pd.DataFrame({"architecture": arch})
+    res = stats.adjusted_difference(y, g, f, n_perm=4000, seed=0)
+    fit = smf.ols("y ~ g + C(arch)", pd.DataFrame({"y": y, "g": g, "arch": arch})).fit()
+    assert res.estimate == pytest.approx(fit.params["g"])
+    assert res.extras["parametric_p"] == pytest.approx(fit.pvalues["g"])
+    assert res.p == pytest.approx(fit.pvalues["g"], abs=0.05)
+    with pytest.raises(ValueError, match="both groups"):
+        stats.adjusted_difference(y, np.zeros(18), f)
+
+
+def _slow_dyadic_boot(values, a, b, n_boot, seed):
+    """The unit-level bootstrap by hand: draw units, list every pair among the draws."""
+    units = sorted(set(a) | set(b))
+    pair = {(x, y): v for x, y, v in zip(a, b, values, strict=True)}
+    rng = np.random.default_rng(seed)
+    draws = [np.bincount(rng.integers(0, len(units), len(units)), minlength=len(units))
+             for _ in range(n_boot)]  # fmt: skip
+    means = []
+    for counts in draws:
+        drawn = [u for u, c in zip(units, counts, strict=True) for _ in range(c)]
+        got = [pair[(p, q)] for i, p in enumerate(drawn) for j, q in enumerate(drawn)
+               if i != j and (p, q) in pair]  # fmt: skip
+        if got:
+            means.append(np.mean(got))
+    return np.std(means, ddof=1)
+
+
+def test_dyadic_mean_matches_a_slow_cluster_bootstrap():
+    rng = np.random.default_rng(0)
+    models = [f"m{i}" for i in range(6)]
+    a, b = zip(*[(p, q) for p in models for q in models if p != q], strict=True)
+    effect = {m: rng.normal() for m in models}
+    v = np.array([effect[p] + effect[q] + rng.normal(0, 0.1) for p, q in zip(a, b, strict=True)])
+    res = stats.dyadic_mean(v, a, b, n_boot=300, seed=4)
+    assert res.estimate == pytest.approx(v.mean()) and res.n == 6
+    assert res.extras["se"] == pytest.approx(_slow_dyadic_boot(v, a, b, 300, 4), rel=1e-9)
+    # Pairs share encoders: the naive pair-level se is far too small.
+    assert res.extras["se"] > 3 * v.std(ddof=1) / np.sqrt(v.size)
+
+
+def test_unit_slopes_match_polyfit():
+    rng = np.random.default_rng(1)
+    x = np.tile(np.linspace(0, 1, 5), 3)
+    u = np.repeat(["a", "b", "c"], 5)
+    y = rng.normal(size=15) + 2 * x
+    slopes = stats.unit_slopes(y, x, u)
+    for unit in "abc":
+        m = u == unit
+        assert slopes[unit] == pytest.approx(np.polyfit(x[m], y[m], 1)[0])

@@ -1,3 +1,6 @@
+from repaudit.claims.registry import config_vars
+
+
 rule collect_metrics:
     input:
         metric_tables(),
@@ -34,7 +37,9 @@ rule test_claims:
         mem_mb=4000,
         runtime=30,
     params:
-        claims=config["claims"],
+        # The registry's dataset variables follow the datasets this config analyses.
+        variables={**config_vars(config), **config["claims"]["vars"]},
+        alpha=config["claims"]["alpha"],
         seed=config["seed"],
     script:
         "../scripts/test_claims.py"
