@@ -31,6 +31,10 @@ def _insert(top_v, top_i, row, v, j):
     top_i[row, k] = j
 
 
+# Columns per vectorised screen: a whole strip is skipped unless one value beats its list.
+_STRIP = 64
+
+
 @numba.njit(cache=True, parallel=True)
 def _update_rows(G, sq, row0, col0, top_v, top_i):
     # Row r of the tile offers columns col0.. to the running top-m list of point row0 + r.
@@ -38,28 +42,43 @@ def _update_rows(G, sq, row0, col0, top_v, top_i):
     for r in numba.prange(G.shape[0]):
         i = row0 + r
         worst = top_v[i, m - 1]
-        for c in range(G.shape[1]):
-            v = sq[col0 + c] - 2.0 * G[r, c]
-            if v < worst:
-                _insert(top_v, top_i, i, v, col0 + c)
-                worst = top_v[i, m - 1]
+        for c0 in range(0, G.shape[1], _STRIP):
+            c1 = min(G.shape[1], c0 + _STRIP)
+            hit = False
+            for c in range(c0, c1):
+                hit |= sq[col0 + c] - 2.0 * G[r, c] < worst
+            if not hit:
+                continue
+            for c in range(c0, c1):
+                v = sq[col0 + c] - 2.0 * G[r, c]
+                if v < worst:
+                    _insert(top_v, top_i, i, v, col0 + c)
+                    worst = top_v[i, m - 1]
 
 
 @numba.njit(cache=True, parallel=True)
 def _update_cols(G, sq, row0, col0, top_v, top_i):
-    # The transposed tile, read in narrow column strips so that rows stay in cache: one Gram
-    # tile serves both (I, J) and (J, I), halving the BLAS work.
+    # The transposed tile, read in column strips so that rows stay in cache: one Gram tile
+    # serves both (I, J) and (J, I), halving the BLAS work.
     m = top_v.shape[1]
-    strip = 16
-    for s in numba.prange((G.shape[1] + strip - 1) // strip):
-        c0 = s * strip
-        c1 = min(G.shape[1], c0 + strip)
+    for s in numba.prange((G.shape[1] + _STRIP - 1) // _STRIP):
+        c0 = s * _STRIP
+        c1 = min(G.shape[1], c0 + _STRIP)
+        worst = np.empty(c1 - c0)
+        for c in range(c0, c1):
+            worst[c - c0] = top_v[col0 + c, m - 1]
         for r in range(G.shape[0]):
             v0 = sq[row0 + r]
+            hit = False
+            for c in range(c0, c1):
+                hit |= v0 - 2.0 * G[r, c] < worst[c - c0]
+            if not hit:
+                continue
             for c in range(c0, c1):
                 v = v0 - 2.0 * G[r, c]
-                if v < top_v[col0 + c, m - 1]:
+                if v < worst[c - c0]:
                     _insert(top_v, top_i, col0 + c, v, row0 + r)
+                    worst[c - c0] = top_v[col0 + c, m - 1]
 
 
 @numba.njit(cache=True, parallel=True)
