@@ -43,6 +43,7 @@ __all__ = [
     "euclidean_convexity_by_layer",
     "gri_matrices",
     "metric_vs_binding",
+    "replication_forest",
     "semantic_structure",
     "similarity_heatmaps",
     "stitching_heatmap",
@@ -1042,6 +1043,82 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
     empty = s.loc[s["verdict"] == "no data", "claim"].tolist()
     if empty:
         title += f"\nno data in this config: {', '.join(empty)}"
+    fig.suptitle(title)
+    return fig
+
+
+REPLICATION_COLOURS = {
+    "consistent": PALETTE[2],
+    "inconsistent": PALETTE[3],
+    "smaller than d33": PALETTE[1],
+    "cannot tell": "0.6",
+}
+_STATISTIC_LABELS = {
+    "pearson_r": "Pearson r",
+    "spearman_rho": "Spearman ρ",
+    "r2": "R²",
+    "mean_difference": "mean difference",
+    "proportion": "proportion",
+    "exact_value": "exact value",
+    "other": "other",
+}
+
+
+@_styled
+def replication_forest(table: pd.DataFrame) -> Figure:
+    """Paper vs ours per claim: two markers per row and the replication's prediction interval.
+
+    One row per claim with a published number (claims without one are listed under the
+    title), one panel per statistic (their scales differ): the paper's value as an open
+    diamond, ours as a dot coloured by the replication verdict, and the 95 % prediction
+    interval for a replication at our n as a bar (for exact values: the tolerance).
+    """
+    title = "Replication: the papers' numbers and ours"
+    needed = {"claim", "paper_value", "our_value", "verdict"}
+    if table is None or not needed <= set(table.columns) or table.empty:
+        return _missing(title, "no replication rows (columns claim, paper_value, our_value)")
+    t = table.copy()
+    for col in ("paper_value", "our_value", "pi_low", "pi_high"):
+        t[col] = pd.to_numeric(t[col], errors="coerce") if col in t else np.nan
+    without = t.loc[t["paper_value"].isna(), "claim"].astype(str).tolist()
+    t = t[t["paper_value"].notna()].reset_index(drop=True)
+    if t.empty:
+        return _missing(title, "no claim has a published number")
+    t["statistic"] = t.get("statistic", pd.Series("other", index=t.index)).fillna("other")
+    groups = list(dict.fromkeys(t["statistic"]))
+    counts = [int((t["statistic"] == g).sum()) for g in groups]
+    fig = _figure(7.0, 0.3 * len(t) + 0.8 * len(groups) + 1.2)
+    axes = np.atleast_1d(
+        fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": counts}).ravel()
+    )
+    for ax, name in zip(axes, groups, strict=True):
+        rows = t[t["statistic"] == name].reset_index(drop=True)
+        text_tf = blended_transform_factory(ax.transAxes, ax.transData)
+        for i, r in rows.iterrows():
+            colour = REPLICATION_COLOURS.get(r["verdict"], "black")
+            if np.isfinite([r["pi_low"], r["pi_high"]]).all():
+                ax.hlines(i, r["pi_low"], r["pi_high"], color="0.7", lw=3, zorder=1)
+            ax.plot(r["paper_value"], i, "D", ms=6, mfc="none", mec="0.15", zorder=3)
+            if np.isfinite(r["our_value"]):
+                ax.plot(r["our_value"], i, "o", ms=5, color=colour, zorder=4)
+            ax.text(1.02, i, r["verdict"], transform=text_tf, ha="left", va="center",
+                    fontsize=6.5, color=colour)  # fmt: skip
+        ax.set_yticks(np.arange(len(rows)), rows["claim"].astype(str))
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.margins(x=0.1)
+        ax.grid(axis="y", visible=False)
+        ax.set_title(_STATISTIC_LABELS.get(name, name), loc="left")
+    handles = [
+        Line2D([], [], ls="", marker="D", ms=6, mfc="none", mec="0.15", label="paper"),
+        Line2D([], [], ls="", marker="o", ms=5, color="0.3", label="ours"),
+        Line2D([], [], color="0.7", lw=3, label="95 % prediction interval"),
+    ] + [
+        Line2D([], [], ls="", marker="o", ms=5, color=c, label=v)
+        for v, c in REPLICATION_COLOURS.items()
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4)
+    if without:
+        title += f"\nno published number: {', '.join(without)}"
     fig.suptitle(title)
     return fig
 

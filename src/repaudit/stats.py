@@ -43,6 +43,8 @@ __all__ = [
     "pearson",
     "permutation_pvalue",
     "probe_margin_table",
+    "replication_interval",
+    "small_telescopes",
     "spearman",
     "spearman_rho",
     "strata_codes",
@@ -1096,3 +1098,87 @@ def unit_slopes(y, x, units) -> pd.Series:
         if sub["x"].nunique() >= 2 and ss > 0:
             out[u] = float(xc @ (sub["y"] - sub["y"].mean()) / ss)
     return pd.Series(out, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- replication
+# Is a reproduction's estimate consistent with the original's? Two complementary checks:
+# the prediction interval for a replication at the new n (Patil, Peng & Leek 2016, Perspect.
+# Psychol. Sci. 11:539), and Simonsohn's (2015, Psychol. Sci. 26:559) small-telescopes test,
+# whether the new data reject d33, the effect the original study had 33 % power to detect.
+
+_CORRELATIONS = ("pearson_r", "spearman_rho", "r2")
+
+
+def _z_of(value: float, statistic: str) -> float:
+    r = np.sqrt(max(value, 0.0)) if statistic == "r2" else value
+    return float(np.arctanh(np.clip(r, -1 + 1e-12, 1 - 1e-12)))
+
+
+def _from_z(z: float, statistic: str) -> float:
+    r = float(np.tanh(z))
+    return r * r * np.sign(r) if statistic == "r2" else r
+
+
+def replication_interval(
+    original: float,
+    ours: float,
+    *,
+    statistic: str,
+    n_original: int | None = None,
+    n_ours: int | None = None,
+    se_original: float | None = None,
+    se_ours: float | None = None,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Prediction interval for a replication's estimate, given the original (Patil et al. 2016).
+
+    Correlations (and R², through R = √R²) on the Fisher-z scale:
+    z_orig ± z_{1−α/2} √(1/(n_orig − 3) + 1/(n_ours − 3)); other statistics on their own scale:
+    orig ± z_{1−α/2} √(se_orig² + se_ours²). Both sampling errors count: the original was also
+    a draw. Returns (low, high); NaN where the inputs needed are missing.
+    """
+    q = sps.norm.ppf(0.5 + _check_confidence(confidence) / 2)
+    if statistic in _CORRELATIONS:
+        if not (n_original and n_ours and n_original > 3 and n_ours > 3):
+            return float("nan"), float("nan")
+        half = q * np.sqrt(1 / (n_original - 3) + 1 / (n_ours - 3))
+        z = _z_of(original, statistic)
+        return _from_z(z - half, statistic), _from_z(z + half, statistic)
+    if se_original is None or se_ours is None or not np.isfinite([se_original, se_ours]).all():
+        return float("nan"), float("nan")
+    half = q * np.sqrt(se_original**2 + se_ours**2)
+    return float(original - half), float(original + half)
+
+
+def small_telescopes(
+    original: float,
+    ours: float,
+    *,
+    statistic: str,
+    n_original: int | None = None,
+    n_ours: int | None = None,
+    se_original: float | None = None,
+    se_ours: float | None = None,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Simonsohn's d33 and the one-sided p that our effect is smaller than it.
+
+    d33 is the effect a two-sided α test of the original design detects with power 1/3: for a
+    correlation r33 = tanh((z_{1−α/2} + z_{1/3}) / √(n_orig − 3)), otherwise
+    (z_{1−α/2} + z_{1/3}) · se_orig, in the original effect's direction. The test is
+    one-sided, H0: effect = d33 against effect < d33, with our estimate's standard error
+    (Fisher z for correlations). Returns (d33, p); NaN where inputs are missing.
+    """
+    k = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(1 / 3)  # 1.96 − 0.43 = 1.53
+    sign = 1.0 if original >= 0 else -1.0
+    if statistic in _CORRELATIONS:
+        if not (n_original and n_ours and n_original > 3 and n_ours > 3):
+            return float("nan"), float("nan")
+        z33 = k / np.sqrt(n_original - 3)
+        d33 = _from_z(sign * z33, statistic)
+        stat = (sign * _z_of(ours, statistic) - z33) * np.sqrt(n_ours - 3)
+        return float(d33), float(sps.norm.cdf(stat))
+    if se_original is None or se_ours is None or not np.isfinite([se_original, se_ours]).all():
+        return float("nan"), float("nan")
+    d33 = sign * k * se_original
+    return float(d33), float(sps.norm.cdf((sign * ours - abs(d33)) / se_ours))

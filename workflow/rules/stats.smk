@@ -92,3 +92,43 @@ rule plot_figure:
         config=config,
     script:
         "../scripts/plot_figure.py"
+
+
+rule replication:
+    input:
+        summary="results/stats/claims.tsv",
+        metrics="results/tables/metrics.tsv",
+        registry=config["claims"]["registry"],
+    output:
+        report(
+            "results/stats/replication.tsv",
+            caption="../report/replication.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/stats/replication.log",
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        variables={**config_vars(config), **config["claims"]["vars"]},
+        alpha=config["claims"]["alpha"],
+    script:
+        "../scripts/replication.py"
+
+
+rule plot_replication:
+    input:
+        "results/stats/replication.tsv",
+    output:
+        svg=report(
+            "results/stats/replication.svg",
+            caption="../report/replication_figure.rst",
+            category="Claims",
+        ),
+        png="results/stats/replication.png",
+    log:
+        "logs/stats/plot_replication.log",
+    conda:
+        "../../envs/plots.yaml"
+    script:
+        "../scripts/plot_replication.py"

@@ -10,11 +10,12 @@ returns per-claim details plus a summary with the effect, its interval, p, ``n_u
 Modules: :mod:`~repaudit.claims.registry` (parsing, schema, variables from a config),
 :mod:`~repaudit.claims.selectors` (filters on the table), :mod:`~repaudit.claims.procedures`
 (the tests; statistics in :mod:`repaudit.stats`), :mod:`~repaudit.claims.verdicts` (rules,
-fragility, evaluation).
+fragility, evaluation), :mod:`~repaudit.claims.replication` (our estimate beside the paper's).
 """
 
 from repaudit.claims.procedures import TESTS
 from repaudit.claims.registry import RULE_KINDS, UNITS, Claim, Rule, config_vars, load_claims
+from repaudit.claims.replication import REPLICATION_VERDICTS, replication_table
 from repaudit.claims.verdicts import (
     SUMMARY_COLUMNS,
     VERDICTS,
@@ -24,6 +25,7 @@ from repaudit.claims.verdicts import (
 )
 
 __all__ = [
+    "REPLICATION_VERDICTS",
     "RULE_KINDS",
     "SUMMARY_COLUMNS",
     "TESTS",
@@ -36,4 +38,5 @@ __all__ = [
     "load_claims",
     "member_verdict",
     "no_data_warning",
+    "replication_table",
 ]

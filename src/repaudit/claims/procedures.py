@@ -485,6 +485,12 @@ def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
         out.members.append(_failed("all", len(data), n_obs, err))
         return out
     est = _adj_r2_gain(yv, X_base, X_block)
+    # The papers report the R² of their predictors alone (no design factors): the raw figure.
+    raw_X = np.column_stack([data[base_terms].to_numpy(), X_block]) if base_terms else X_block
+    try:
+        raw_r2 = stats.ols_hc3(yv, raw_X).r2
+    except ValueError:  # too few units or a collinear block: no raw figure
+        raw_r2 = np.nan
     rng = np.random.default_rng(seed)
     n = yv.size
     boots = []
@@ -507,6 +513,7 @@ def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
         "note": note,
         "method": "gain in adjusted R2 of the block, nested F-test p, unit bootstrap CI",
         "delta_r2": res.estimate,
+        "raw_r2": raw_r2,
         "r2_full": res.extras["r2_full"],
         "adj_r2_full": res.extras["adj_r2_full"],
         "df_den": dof,

@@ -61,6 +61,7 @@ class Claim:
     params: dict[str, Any]
     rule: Rule
     notes: str = ""
+    published: dict[str, Any] | None = None  # the original paper's number, for replication
 
 
 def _substitute(obj, variables: Mapping[str, Any], where: str):
@@ -141,6 +142,7 @@ def load_claims(spec: Mapping, variables: Mapping[str, Any] | None = None) -> li
                     threshold=None if rule.get("threshold") is None else float(rule["threshold"]),
                 ),
                 notes=" ".join(raw.get("notes", "").split()),
+                published=raw.get("published"),
             )
         )
     return claims

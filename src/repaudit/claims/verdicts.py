@@ -236,10 +236,8 @@ def _evaluate_one(table: Table, claim: Claim, alpha: float, seed: int, fragility
     for extra in (det.at[i, "note"], outcome.note, claim.notes):
         if isinstance(extra, str) and extra:
             parts.append(extra)
-    raw = next(
-        (det.at[i, c] for c in ("raw_r", "raw_mean", "raw_difference") if c in det.columns),
-        np.nan,
-    )
+    raw_columns = [c for c in ("raw_r", "raw_mean", "raw_difference", "raw_r2") if c in det]
+    raw = det.at[i, raw_columns[0]] if raw_columns else np.nan
     row.update(
         estimate=float(det.at[i, "estimate"]),
         ci_low=float(det.at[i, "ci_low"]),
@@ -249,7 +247,7 @@ def _evaluate_one(table: Table, claim: Claim, alpha: float, seed: int, fragility
         n_obs=int(det.at[i, "n_obs"]),
         mde=mde,
         fragile=bool(flips),
-        raw_estimate=float(raw) if raw is not None else np.nan,
+        raw_estimate=float(raw),
         note="; ".join(parts),
     )
     return det, row
