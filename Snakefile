@@ -6,6 +6,7 @@
 # results/metrics/{family}/{dataset}/{model}/{stage}.tsv   one tidy table per metric job
 # results/tables/metrics.tsv                        every metric, one long table
 # results/stats/claims.tsv                          every paper claim with its verdict
+# results/stats/replication.tsv                     every claim beside the paper's published number
 # results/figures/*.svg                             figures (also in the report)
 from snakemake.utils import min_version
 

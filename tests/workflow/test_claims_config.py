@@ -80,3 +80,16 @@ def test_claims_vars_in_the_config_override_the_derived_datasets(folder_config):
     config = copy.deepcopy(folder_config)
     config["claims"]["vars"] = {"natural_dataset": "binding"}
     assert _variables(config)["natural_dataset"] == "binding"
+
+
+def test_a_bad_registry_fails_before_any_job_with_one_line(tmp_path):
+    from conftest import copy_repo, snakemake
+
+    work = copy_repo(tmp_path / "repo")
+    registry = yaml.safe_load((work / "config/claims.yaml").read_text())
+    registry["claims"][0]["unit"] = "layer"  # layers are not independent units
+    (work / "config/claims.yaml").write_text(yaml.safe_dump(registry, sort_keys=False))
+    proc = snakemake(work, "-n", "--configfile", "config/test.yaml", check=False)
+    assert proc.returncode != 0
+    assert "claims error: claims.0.unit: 'layer' is not one of" in proc.stdout + proc.stderr
+    assert not (work / "results").exists()

@@ -1,4 +1,13 @@
-from repaudit.claims.registry import config_vars
+from pathlib import Path
+
+import yaml
+
+from repaudit.claims import config_vars, load_claims
+
+# The registry's dataset variables follow the datasets this config analyses; a bad registry
+# fails here, before any job runs, with one "claims error:" line.
+CLAIM_VARS = {**config_vars(config), **config["claims"]["vars"]}
+load_claims(yaml.safe_load(Path(config["claims"]["registry"]).read_text()), CLAIM_VARS)
 
 
 rule collect_metrics:
@@ -37,8 +46,7 @@ rule test_claims:
         mem_mb=4000,
         runtime=30,
     params:
-        # The registry's dataset variables follow the datasets this config analyses.
-        variables={**config_vars(config), **config["claims"]["vars"]},
+        variables=CLAIM_VARS,
         alpha=config["claims"]["alpha"],
         seed=config["seed"],
     script:
@@ -110,7 +118,7 @@ rule replication:
     conda:
         "../../envs/stats.yaml"
     params:
-        variables={**config_vars(config), **config["claims"]["vars"]},
+        variables=CLAIM_VARS,
         alpha=config["claims"]["alpha"],
     script:
         "../scripts/replication.py"
