@@ -195,6 +195,21 @@ def test_bidirectional_search_equals_one_dijkstra_per_pair(seed):
     assert 0 < ref[1].mean() < 1 or seed  # some seeds give disconnected pairs
 
 
+def test_graph_convexity_equals_per_pair_dijkstra_on_sampled_knn_pairs():
+    # The library's own sampled pairs on a kNN graph of overlapping classes, scored one full
+    # Dijkstra at a time: the bidirectional search must give the same score for every pair.
+    rng = np.random.default_rng(19)
+    X, y = _blobs(400, rng.normal(size=(3, 16)) * 0.5, 1.0, rng)
+    res = graph_convexity(X, y, k=6, max_paths=150, seed=4)
+    G = knn_graph(X, k=6)
+    pairs = sample_pairs(y, 150, ordered=True, seed=4)
+    for c, (a, b) in pairs.items():
+        ref, conn = one_dijkstra_per_pair(G, y, c, a, b)
+        np.testing.assert_array_equal(res.pair_scores[c], ref)
+        assert res.connected_fraction[c] == conn.mean()
+        assert 0.3 < ref.mean() < 0.99 and (ref % 1 > 0).any()  # multi-hop, mixed paths
+
+
 def test_pair_scores_do_not_depend_on_thread_count():
     rng = np.random.default_rng(20)
     X, y = _blobs(60, rng.normal(size=(3, 6)), 1.0, rng)
