@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,19 @@ def snakemake(cwd: Path, *args: str, timeout: int = 1800, check: bool = True):
         )
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-4000:]}\n{logs}")
     return proc
+
+
+def job_counts(stdout: str) -> Counter:
+    """Jobs per rule in a dry run's 'Job stats' table (empty when nothing is to be done)."""
+    counts: Counter = Counter()
+    if "Job stats:" not in stdout:
+        return counts
+    for line in stdout[stdout.index("Job stats:") :].splitlines()[3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, ROOT, TRACKED, snakemake, snakemake_env
+from conftest import BIN, ROOT, TRACKED, job_counts, snakemake, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
@@ -196,17 +196,6 @@ def _rule(comment: str) -> str:
     return comment[len("rule_") :].split("_wildcards_")[0]
 
 
-def _job_counts(stdout: str) -> Counter:
-    """The dry run's 'Job stats' table."""
-    counts: Counter = Counter()
-    for line in stdout[stdout.index("Job stats:") :].splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
 def _diagnostics(work: Path, scratch: Path, output: str) -> str:
     parts = [f"--- snakemake output (tail)\n{output[-6000:]}"]
     for path in sorted((work / ".snakemake" / "slurm_logs").rglob("*.log"))[-8:]:
@@ -253,7 +242,7 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
     env.update(SBATCH_ACCOUNT="ci", SBATCH_PARTITION="debug")
 
     targets = CHAIN if SCOPE == "chain" else []  # targets first: --configfile takes the rest
-    plan = _job_counts(snakemake(work, *targets, "-n", "--configfile", "config/test.yaml").stdout)
+    plan = job_counts(snakemake(work, *targets, "-n", "--configfile", "config/test.yaml").stdout)
 
     cmd = [
         str(BIN / "snakemake"), *targets, "--workflow-profile", "workflow/profiles/slurm",

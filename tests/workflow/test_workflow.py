@@ -12,7 +12,7 @@ import h5py
 import pandas as pd
 import pytest
 import yaml
-from conftest import BIN, ROOT, copy_repo, snakemake, snakemake_env
+from conftest import BIN, ROOT, copy_repo, job_counts, snakemake, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
@@ -47,7 +47,7 @@ def test_dry_run(configfile, tmp_path):
     config = yaml.safe_load((ROOT / configfile).read_text())
     _make_fake_data(work, config)
     proc = snakemake(work, "-n", "--configfile", str(configfile))
-    counts = _job_counts(proc.stdout)
+    counts = job_counts(proc.stdout)
     models = pd.read_csv(work / config["models"], sep="\t", dtype=str, keep_default_na=False)
     finetune = set(config["finetune"]["datasets"])
     expected = sum(
@@ -56,17 +56,6 @@ def test_dry_run(configfile, tmp_path):
     assert counts["extract_features"] == expected
     assert counts.get("pretrain_encoder", 0) == (models["weights"] == "zoo").sum()
     assert counts["test_claims"] == 1 and counts["collect_metrics"] == 1
-
-
-def _job_counts(stdout: str) -> dict[str, int]:
-    lines = stdout[stdout.index("Job stats:") :].splitlines()[3:]
-    counts = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def _typo(config, models):
