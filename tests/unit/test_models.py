@@ -422,7 +422,7 @@ def test_pretrain_zoo_applies_augment_overrides_and_records_them():
 
     data = make_glyphs(n_per_class=8, letters="LOTX", image_size=32)
     zoo = spec("test_resnet", weights="zoo", objective="simclr")
-    base = {"dataset": "glyphs", "epochs": 1, "batch_size": 8, "lr": 1e-3}
+    base = {"epochs": 1, "batch_size": 8, "lr": 1e-3}
     runs = {
         name: pretrain_zoo(zoo, data, {**base, **extra}, seed=0, device="cpu")
         for name, extra in (

@@ -50,14 +50,50 @@ wildcard_constraints:
 
 
 # ---------------------------------------------------------------- sheets and parameters
+# Snakemake reruns a job whose params changed, comparing their repr. So a rule's params hold
+# only what changes its output, with dict keys sorted: a reordered config reruns nothing, and
+# keys that only choose jobs (which become inputs and outputs) rerun nothing either.
+
+# Keys that choose datasets, stages or models to run on, not what a job computes.
+SELECTION_KEYS = ("dataset", "datasets", "stages", "models")
+
+
+def canonical(value):
+    """``value`` with every mapping's keys sorted (the repr Snakemake compares is then stable)."""
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def section_params(section, keys=None, drop=()):
+    """The part of ``config[section]`` that changes a job's output, in canonical form.
+
+    ``keys``: the keys the rule reads; by default all but the selection keys and ``drop``.
+    None when the section is absent (its rules then have no jobs).
+    """
+    if section not in config:
+        return None
+    params = config[section]
+    if keys is None:
+        keys = [k for k in params if k not in SELECTION_KEYS and k not in drop]
+    return canonical({k: params[k] for k in keys})
 
 
 def get_model_row(wildcards):
-    return MODELS.loc[wildcards.model].to_dict()
+    return canonical(MODELS.loc[wildcards.model].to_dict())
 
 
 def get_dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return canonical(config["datasets"][wildcards.dataset])
+
+
+def figure_params(wildcards):
+    """Only the config values the figure shows: editing anything else reruns no figure."""
+    from repaudit.figures import figure_config
+
+    return canonical(figure_config(wildcards.figure, config))
 
 
 def stages(dataset):
@@ -184,6 +220,8 @@ def figure_files():
 def final_outputs():
     return [
         "results/stats/claims.tsv",
+        "results/stats/replication.tsv",
+        "results/stats/replication.svg",
         *feature_files(),
         *figure_files(),
         *probe_margin_files(),

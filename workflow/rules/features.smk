@@ -16,7 +16,7 @@ rule extract_features:
         gpu=1,
     params:
         model=get_model_row,
-        features=config["features"],
+        features=section_params("features"),
         seed=config["seed"],
         device=config["device"],
     script:

@@ -16,7 +16,7 @@ rule compute_geometry:
         runtime=60,
     params:
         model=get_model_row,
-        geometry=config.get("geometry"),
+        geometry=section_params("geometry"),
         pooling=config["features"]["pooling"],
         seed=config["seed"],
         device=config["device"],
@@ -37,7 +37,7 @@ rule uniformity_study:
         mem_mb=8000,
         runtime=60,
     params:
-        study=config.get("uniformity_study"),
+        study=section_params("uniformity_study"),
         seed=config["seed"],
     script:
         "../scripts/uniformity_study.py"
@@ -58,7 +58,7 @@ rule compute_graph_convexity:
         mem_mb=8000,
         runtime=120,
     params:
-        convexity=config.get("convexity"),
+        convexity=section_params("convexity"),
         seed=config["seed"],
     script:
         "../scripts/compute_graph_convexity.py"
@@ -83,7 +83,7 @@ rule compute_euclidean_convexity:
         gpu=1,
     params:
         model=get_model_row,
-        euclidean=config.get("euclidean_convexity"),
+        euclidean=section_params("euclidean_convexity"),
         pooling=config["features"]["pooling"],
         seed=config["seed"],
         device=config["device"],
@@ -109,7 +109,7 @@ rule compute_sensitivity:
         gpu=1,
     params:
         model=get_model_row,
-        sensitivity=config.get("sensitivity"),
+        sensitivity=section_params("sensitivity"),
         pooling=config["features"]["pooling"],
         seed=config["seed"],
         device=config["device"],
@@ -133,7 +133,7 @@ rule probe_binding:
         mem_mb=4000,
         runtime=60,
     params:
-        binding=config.get("binding"),
+        binding=section_params("binding"),
         seed=config["seed"],
     script:
         "../scripts/probe_binding.py"
@@ -155,7 +155,7 @@ rule compare_relative:
         runtime=60,
     params:
         models=get_stage_models,
-        relative=config.get("relative"),
+        relative=section_params("relative"),
         seed=config["seed"],
     script:
         "../scripts/compare_relative.py"
@@ -177,8 +177,10 @@ rule stitch_encoders:
         runtime=240,
     params:
         models=get_stage_models,
-        relative=config.get("relative"),
-        stitching=config.get("stitching"),
+        relative=section_params(
+            "relative", keys=("layers", "n_anchors", "anchor_method", "center")
+        ),
+        stitching=section_params("stitching"),
         seed=config["seed"],
     script:
         "../scripts/stitch_encoders.py"
@@ -200,7 +202,7 @@ rule discover_concepts:
         mem_mb=8000,
         runtime=120,
     params:
-        concepts=config.get("concepts"),
+        concepts=section_params("concepts", drop=("cross_model_layers",)),
         seed=config["seed"],
     script:
         "../scripts/discover_concepts.py"
@@ -222,7 +224,7 @@ rule align_concepts:
         runtime=120,
     params:
         models=CONCEPT_MODELS,
-        concepts=config.get("concepts"),
+        concepts=section_params("concepts", keys=("cross_model_layers",)),
         seed=config["seed"],
     script:
         "../scripts/align_concepts.py"

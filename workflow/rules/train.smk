@@ -16,7 +16,7 @@ rule pretrain_encoder:
         gpu=1,
     params:
         model=get_model_row,
-        train=config.get("pretrain"),
+        train=section_params("pretrain"),
         seed=config["seed"],
         device=config["device"],
     script:
@@ -43,7 +43,7 @@ rule finetune_encoder:
         gpu=1,
     params:
         model=get_model_row,
-        train=config["finetune"],
+        train=section_params("finetune"),
         seed=config["seed"],
         device=config["device"],
     script:
@@ -68,7 +68,7 @@ rule linear_probe:
         mem_mb=4000,
         runtime=30,
     params:
-        probe=config["probe"],
+        probe=section_params("probe"),
         seed=config["seed"],
     script:
         "../scripts/linear_probe.py"

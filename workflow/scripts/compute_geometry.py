@@ -9,7 +9,7 @@ from repaudit.tables import select_samples, subset, with_keys
 
 log = start(snakemake)
 params, wc, seed = snakemake.params, snakemake.wildcards, snakemake.params.seed
-p = {k: v for k, v in params.geometry.items() if k not in ("datasets", "stages")}
+p = dict(params.geometry)
 fs = read_features(snakemake.input.features)
 idx = select_samples(fs.labels, fs.split, p.pop("split"), p.pop("max_samples"), seed)
 geometry = geometry_table(subset(fs.features, idx), seed=seed, **p)

@@ -7,22 +7,8 @@ from repaudit.tables import select_samples, subset, with_keys
 log = start(snakemake)
 p, wc, seed = dict(snakemake.params.concepts), snakemake.wildcards, snakemake.params.seed
 fs = read_features(snakemake.input[0])
-idx = select_samples(fs.labels, fs.split, p["split"], p["max_samples"], seed)
-discovery = {
-    k: p[k]
-    for k in (
-        "methods",
-        "n_components",
-        "n_neighbors",
-        "min_dist",
-        "min_cluster_size",
-        "min_samples",
-        "selection",
-    )
-}
-table, memberships = concepts_table(
-    subset(fs.features, idx), fs.labels[idx], seed=seed, **discovery
-)
+idx = select_samples(fs.labels, fs.split, p.pop("split"), p.pop("max_samples"), seed)
+table, memberships = concepts_table(subset(fs.features, idx), fs.labels[idx], seed=seed, **p)
 for method, layers in memberships.items():
     for layer, result in layers.items():
         result.sample_index = idx[result.sample_index] if result.sample_index is not None else idx

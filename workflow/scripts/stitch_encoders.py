@@ -6,7 +6,6 @@ from repaudit.tables import with_keys
 
 log = start(snakemake)
 rel, wc = snakemake.params.relative, snakemake.wildcards
-p = {k: v for k, v in snakemake.params.stitching.items() if k not in ("datasets", "stages")}
 features, labels, split = read_stage_features(
     snakemake.input, snakemake.params.models, rel["layers"]
 )
@@ -19,7 +18,7 @@ table = stitching_table(
     anchor_method=rel["anchor_method"],
     center=rel["center"],
     seed=snakemake.params.seed,
-    **p,
+    **snakemake.params.stitching,
 )
 log.info("%d rows over %d models", len(table), len(features))
 write_table(with_keys(table, dataset=wc.dataset, stage=wc.stage), snakemake.output[0])

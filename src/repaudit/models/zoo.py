@@ -60,7 +60,7 @@ def pretrain_zoo(
     """
     encoder = build_encoder(_as_random(spec), seed=seed)
     train = data.split == "train"
-    params = {k: v for k, v in params.items() if k != "dataset"}
+    params = dict(params)
     overrides = params.pop("augment", None) or {}
     recipe = pretrain_recipe(canonical_objective(spec.objective), **overrides)
     encoder, history = training.pretrain(
@@ -78,7 +78,6 @@ def finetune_stage(
     """Fully fine-tune an encoder with a new head on the train split; test on the test split."""
     encoder, _ = load_encoder(spec, weights, seed=seed)
     train, test = data.split == "train", data.split == "test"
-    params = {k: v for k, v in params.items() if k != "datasets"}
     model, history = training.finetune(
         encoder, data.images[train], data.labels[train], len(data.class_names),
         seed=seed, device=device, **params,
