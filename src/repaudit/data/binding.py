@@ -1,17 +1,17 @@
 """Two-object scenes for shape–position binding with disjoint colour sets, and swap pairs.
 
-The target paper (Chung & Kim, ICML 2026; specs/binding_quality.md §1.4) describes a synthetic
-"Attribute Binding" benchmark testing shape–position binding across disjoint colour sets plus a
-same/different structural probe, but not its generator. This module implements the spec's design
-**[D]**; the choices marked *ours* below go beyond the spec.
+The target paper (Chung & Kim, ICML 2026, arXiv:2602.03282) describes a synthetic "Attribute
+Binding" benchmark testing shape–position binding across disjoint colour sets plus a
+same/different structural probe, but not its generator. This module implements our design
+**[D]**, drawn for a 224-pixel canvas; the choices marked *ours* are its finer details.
 
-Scene (spec §1.4, geometry scaled from its 224-pixel canvas to ``image_size``):
+Scene (geometry scaled from the 224-pixel canvas to ``image_size``):
 
 - uniform mid-grey background (128); two filled, anti-aliased, untextured, upright objects in a
   left and a right slot centred at ``(S/4, S/2)`` and ``(3S/4, S/2)`` (``(x, y)``), each with
-  independent uniform position jitter of ``±jitter·S`` per axis (spec: ±8 px at 224);
-- object size (circumscribed diameter) ``~ U(size_range)·S`` (spec: 56–64 px at 224);
-- shapes from ``shapes`` (default the spec's six), the two shapes of a scene distinct;
+  independent uniform position jitter of ``±jitter·S`` per axis (±8 px at 224);
+- object size (circumscribed diameter) ``~ U(size_range)·S`` (56–64 px at 224);
+- shapes from ``shapes`` (default six: :data:`BINDING_SHAPES`), the two shapes of a scene distinct;
 - label = ordered pair (left, right): ``k(k−1)`` classes (30), named ``"circle|square"``. A
   bag-of-shapes code can reach at most 50 % accuracy, so more requires position binding;
 - colours: ``n_train_colours + n_test_colours`` saturated hues evenly spaced on the hue circle
@@ -22,9 +22,9 @@ Scene (spec §1.4, geometry scaled from its 224-pixel canvas to ``image_size``):
   so neither set covers only one side of the hue circle.
 
 Probe images: ``n_per_class_train`` train-colour images and ``n_per_class_test`` test-colour
-images per class (spec: 100 and 100), ``extras["role"] == "probe"``.
+images per class (100 and 100 in the full-size design), ``extras["role"] == "probe"``.
 
-Swap pairs (spec §1.4 "same/different probe"; *ours:* counts, colours, nuisances), all in split
+Swap pairs (the paper's same/different probe; *ours:* counts, colours, nuisances), all in split
 ``"test"`` with ``extras["role"] == "swap"``. ``n_swap_pairs`` unordered shape pairs ``{A, B}``
 are drawn as balanced as possible over the ``k(k−1)/2`` pairs, each with a random order
 ``(A, B)``, and each gives two image pairs:
@@ -55,7 +55,7 @@ from repaudit.data.shapes import SHAPE_KINDS, _to_uint8, render_shapes
 __all__ = ["BINDING_SHAPES", "hue_palette", "make_binding", "swap_pairs_from_extras"]
 
 BINDING_SHAPES: tuple[str, ...] = SHAPE_KINDS[:6]
-"""The spec's shape set: circle, square, triangle, star, cross, hexagon."""
+"""The design's shape set: circle, square, triangle, star, cross, hexagon."""
 
 BACKGROUND = 128.0
 
@@ -96,7 +96,7 @@ def make_binding(
 
     Parameters
     ----------
-    image_size : canvas side in pixels (32 for the embedded default, 224 as in the spec)
+    image_size : canvas side in pixels (32 for the embedded default, 224 in the full-size design)
     n_per_class_train : train-colour probe images per class (split ``"train"``)
     n_per_class_test : test-colour probe images per class (split ``"test"``)
     n_swap_pairs : sampled unordered shape pairs; each yields one "swap" and one "same" pair,
@@ -243,7 +243,7 @@ def make_binding(
         class_names=class_names,
         attrs={
             "generator": "repaudit.data.binding.make_binding",
-            "design": "specs/binding_quality.md §1.4 [D]",
+            "design": "our design of the arXiv:2602.03282 binding benchmark [D]",
             "image_size": int(image_size),
             "n_per_class_train": int(n_per_class_train),
             "n_per_class_test": int(n_per_class_test),

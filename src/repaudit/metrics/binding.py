@@ -3,8 +3,7 @@
 Chung & Kim, "Global Geometry Is Not Enough for Vision Representations", ICML 2026
 (arXiv:2602.03282) test whether shape–position bindings survive a change to a **disjoint colour
 set**, with a same/different structural probe alongside and a kNN readout control [S]. The
-benchmark's generator and probe are not public, so this module implements our design
-(/work/shared/specs/binding_quality.md §1.4, all [D]):
+benchmark's generator and probe are not public, so this module implements our design (all [D]):
 
 - Scenes hold two distinct shapes out of 6 in a left and a right slot; the label is the ordered
   pair (left, right): 6·5 = 30 classes, chance 1/30. The probe trains on scenes painted with one
@@ -136,7 +135,7 @@ def binding_probe(
 ) -> dict:
     """OOD-colour binding accuracy of a standardised multinomial logistic-regression probe [D].
 
-    The binding score of arXiv:2602.03282 as designed in spec §1.4: a linear probe trained on the
+    The binding score of arXiv:2602.03282 in our design: a linear probe trained on the
     training colours and evaluated on scenes with a disjoint colour set. Each fit standardises
     with a ``StandardScaler`` fitted on its own training rows, then minimises the L2-penalised
     multinomial cross-entropy (sklearn ``LogisticRegression``, lbfgs)::
@@ -234,7 +233,7 @@ def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def knn_readout(train_X, train_y, test_X, test_y, k: int = 10, *, chunk_size: int = 1024) -> float:
-    """Accuracy of a cosine k-nearest-neighbour classifier (readout control, spec §1.4) [D].
+    """Accuracy of a cosine k-nearest-neighbour classifier (readout control) [D].
 
     Each test row gets the majority label of its k training rows with the highest cosine
     similarity (uniform votes; ties between classes go to the smallest label, as in sklearn's
@@ -339,7 +338,7 @@ def binding_table(
     seed: int = 0,
     max_iter: int = 5000,
 ) -> pd.DataFrame:
-    """Binding metrics per layer (arXiv:2602.03282 binding benchmark, our design, spec §1.4) [D].
+    """Binding metrics per layer (arXiv:2602.03282 binding benchmark, our design) [D].
 
     Parameters
     ----------

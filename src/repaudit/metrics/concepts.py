@@ -183,7 +183,7 @@ def discover_concepts(
     renormalize: bool = True,
     seed: int = 0,
 ) -> ConceptResult:
-    """Non-linear manifold concept discovery (NLMCD; arXiv:2412.06639, spec B3-B4).
+    """Non-linear manifold concept discovery (NLMCD; arXiv:2412.06639).
 
     ``Z = UMAP(n_components, n_neighbors, min_dist, euclidean, random_state=seed)(X)``, then
     ``H = HDBSCAN(min_cluster_size, min_samples, cluster_selection_method=selection,
@@ -198,11 +198,11 @@ def discover_concepts(
     min_cluster_size, min_samples, selection : HDBSCAN settings (paper: 50, 20, "leaf").
         For small N scale them in the config; nothing is rescaled here.
     renormalize : HDBSCAN's ``membership_vector`` rows sum to P(point in some cluster) <= 1,
-        not to 1. True (default, the spec's "rows sum to 1") divides each row by its sum, giving
-        a fuzzy partition in Hüllermeier's sense. False keeps the raw vectors as the reference
-        code passes them to the GRI; pairs in different concepts then never reach E = 0 (the
-        missing mass counts as shared), which biases the GRI against crisp partitions upwards of
-        0.05 on clean blobs.
+        not to 1. True (default; the paper's proximity scores sum to 1) divides each row by its
+        sum, giving a fuzzy partition in Hüllermeier's sense. False keeps the raw vectors as the
+        reference code passes them to the GRI; pairs in different concepts then never reach
+        E = 0 (the missing mass counts as shared), which biases the GRI against crisp partitions
+        upwards of 0.05 on clean blobs.
     seed : UMAP ``random_state`` (makes UMAP single-threaded and deterministic).
 
     Returns
@@ -341,7 +341,7 @@ def kmeans_concepts(
     max_iter: int = 300,
     tol: float = 1e-8,
 ) -> ConceptResult:
-    """K-means baseline concepts with centroid-distance proximity (arXiv:2412.06639, spec B4).
+    """K-means baseline concepts with centroid-distance proximity (arXiv:2412.06639).
 
     K-means with C = ``n_concepts`` clusters on the raw features (in-house numpy: k-means++
     seeding, Lloyd iterations, best inertia of ``n_init`` runs; the reference uses sklearn's
@@ -380,7 +380,7 @@ def kmeans_concepts(
 
 
 def pca_concepts(X: np.ndarray, n_concepts: int) -> ConceptResult:
-    """PCA baseline concepts with projection proximity (arXiv:2412.06639, spec B4).
+    """PCA baseline concepts with projection proximity (arXiv:2412.06639).
 
     Concepts are the top-C principal directions v_c of X (C = ``n_concepts``, capped at
     min(N, D) as the reference caps it at the width). Scores are the cosine of the *raw* (not
@@ -573,7 +573,7 @@ def _gini_sum(x: torch.Tensor) -> torch.Tensor:
 def concept_pair_distances(
     P: np.ndarray, Q: np.ndarray, *, chunk: int = 1 << 22, device: str = "cpu"
 ) -> np.ndarray:
-    """Concept-pair decomposition of the GRI distance (arXiv:2412.06639 Eq. 4, spec B6).
+    """Concept-pair decomposition of the GRI distance (arXiv:2412.06639 Eq. 4).
 
     ::
 
@@ -610,7 +610,7 @@ def concept_pair_distances(
 
 
 def match_concepts(D: np.ndarray, threshold: float) -> ConceptMatch:
-    """Hungarian one-to-one concept matching on D (arXiv:2412.06639, spec B6).
+    """Hungarian one-to-one concept matching on D (arXiv:2412.06639).
 
     ``scipy.optimize.linear_sum_assignment(D)`` pairs min(C, C') concepts with the smallest
     total distance. Rule: a matched pair with ``D[a, b] <= threshold`` is *universal* (shared by
@@ -642,7 +642,7 @@ def match_concepts(D: np.ndarray, threshold: float) -> ConceptMatch:
 def sanity_score(
     gri_matrix: np.ndarray, *, k: int = 1, positions: Sequence[int] | None = None
 ) -> float:
-    """Layer sanity score (arXiv:2412.06639, spec B7; reference ``alignment_sanity_check_score``).
+    """Layer sanity score (arXiv:2412.06639; reference ``alignment_sanity_check_score``).
 
     For each layer l, take its most-aligned *other* layer m* = argmax_{m != l} GRI[l, m] (the
     first one on ties); the score is the share of layers with 1 <= |pos(m*) − pos(l)| <= k.
@@ -835,7 +835,7 @@ def cross_model_gri(
     seed: int = 0,
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """GRI between every (layer of model A, layer of model B) pair (arXiv:2412.06639, spec B7).
+    """GRI between every (layer of model A, layer of model B) pair (arXiv:2412.06639).
 
     Both inputs come from :func:`concepts_table` on the same dataset with the same sampling
     (checked through ``sample_index``). For every method present in both, returns rows with

@@ -1,9 +1,9 @@
 """Global and local geometry of representations: spectrum, isotropy and uniformity statistics.
 
 The label-free "global geometry" metrics that Chung & Kim (ICML 2026, arXiv:2602.03282) compare
-with compositional binding, plus the peer representation-quality metrics of the spec
-(specs/binding_quality.md §1.2, §2). One table function, :func:`geometry_table`, computes all
-of them for every layer.
+with compositional binding, plus peer label-free representation-quality metrics (RankMe,
+α-ReQ, NESum, Self-Cluster; cited at each function). One table function, :func:`geometry_table`,
+computes all of them for every layer.
 
 Notation: X ∈ ℝ^{N×D} (rows are samples), X̄ = X − 1x̄ᵀ the column-centred data,
 Σ = X̄ᵀX̄/(N−1) with eigenvalues λ₁ ≥ … ≥ λ_D ≥ 0, and s_k the singular values of the matrix named
@@ -172,7 +172,7 @@ def global_isotropy(X) -> float:
     .. math:: \mathrm{iso} = 1 - \frac{\lambda_1}{\sum_i \lambda_i} \in [0, 1 - 1/D]
 
     0 when the variance lies on one axis, 1 − 1/D for an isotropic cloud. Rows are not
-    L2-normalised (spec binding_quality.md §1.2).
+    L2-normalised.
     """
     lam = _centred_cov_eigvals(_as_matrix(X))
     return float(1.0 - lam[0] / lam.sum())
@@ -410,10 +410,10 @@ def local_isotropy(
     𝒩_k(i) are the k nearest neighbours of x_i in Euclidean distance, **excluding x_i itself**
     (by index; exact duplicates of x_i count as neighbours; ties broken by lower index), and
     x̄_(i) their mean. The 1/k normalisation cancels. Named by Chung & Kim (2026,
-    arXiv:2602.03282); their k is unknown, k = 20 is our design choice (spec binding_quality.md
-    §1.2, [D]). Exact float64 kNN from tiles of the Gram matrix (symmetry halves the O(N²D)
-    work); λ₁(C_i) and tr C_i are read from the k × k Gram matrix of the centred neighbours
-    (same non-zero spectrum as C_i), batched eigen-solves. ∈ [0, 1 − 1/min(k−1, D)].
+    arXiv:2602.03282); their k is unknown, k = 20 is our design choice [D]. Exact float64 kNN
+    from tiles of the Gram matrix (symmetry halves the O(N²D) work); λ₁(C_i) and tr C_i are read
+    from the k × k Gram matrix of the centred neighbours (same non-zero spectrum as C_i), batched
+    eigen-solves. ∈ [0, 1 − 1/min(k−1, D)].
 
     Parameters
     ----------

@@ -332,7 +332,8 @@ def relative_projection(X, anchors_X, center: bool = False, whiten: bool = False
     with ``mu = 0`` (the paper's setting, ``center=False``) or ``mu = mean_j e_aj``, the anchor
     mean (``center=True``, as latentis' ``Centering``; adds invariance to translations).
 
-    ``whiten=True`` (not in the paper; the "whitened inner products" of a follow-up, spec A6)
+    ``whiten=True`` (not in the paper; the "whitened inner products" of "Improving Relative
+    Representations with Learned Anchors and Whitened Inner Products", OpenReview t0vP2ge9fw)
     takes the cosine in the anchors' whitened coordinates, ``cos(W(e_x - mu), W(e_aj - mu))``
     with ``mu`` the anchor mean and ``W = Σ^{-1/2}`` (symmetric, pseudo-inverse over the
     eigenvalues above ``1e-10 λ_max``) of the anchors' covariance Σ. Why: r is linear in the

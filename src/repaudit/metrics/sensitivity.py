@@ -2,7 +2,7 @@
 
 Chung & Kim, "Global Geometry Is Not Enough for Vision Representations", ICML 2026
 (arXiv:2602.03282). Their functional-sensitivity measure is the **Jacobian Effective Rank**
-(Eq. 1 as summarised in the spec, /work/shared/specs/binding_quality.md §1.3):
+(Eq. 1):
 
     JER(x) = (Σ_{i≤k} s_i)² / Σ_{i≤k} s_i²,        reported value = mean_x JER(x),
 
@@ -228,7 +228,7 @@ def _range_finder_singular_values(
     """Top-k singular values of J(x_b) for a batch of images (B, k), float64, descending.
 
     Halko, Martinsson & Tropp (2011), Alg. 4.4 (randomized subspace iteration), with the
-    re-orthonormalisation after every product as in the spec's pseudo-code (§1.3).
+    re-orthonormalisation after every product (Q = orth(Y), W = orth(Jᵀ Q)).
     """
     n_in = x[0].numel()
     idx = range(first_index, first_index + x.shape[0])
@@ -297,7 +297,7 @@ def jacobian_singular_values(
     """Top-k singular values of the input–output Jacobian by randomized subspace iteration.
 
     J(x) = ∂f(x)/∂x ∈ ℝ^{D_out×D_in} with x in raw [0, 1] pixels (arXiv:2602.03282, Sec. 4.1 and
-    App. F as summarised in the spec §1.3). Estimator (Halko et al. 2011, Alg. 4.4)::
+    App. F). Estimator (Halko et al. 2011, Alg. 4.4)::
 
         Ω = orth(randn(D_in, k));  Y = J Ω
         repeat q times:  Q = orth(Y);  W = orth(Jᵀ Q);  Y = J W
@@ -429,7 +429,7 @@ def _exact_sv_batch(fn: Fn, x: torch.Tensor, n_out: int, chunk_size: int) -> tor
     """All singular values of J(x_b) for a batch, (B, min(D_in, D_out)) float64, descending.
 
     Rows Jᵀe_j come from vmapped VJPs over chunks of the output basis; then G = J Jᵀ (float64,
-    accumulated over input chunks) and s² = eigvalsh(G) [D, spec §1.3 'exact alternative'].
+    accumulated over input chunks) and s² = eigvalsh(G) [D].
     """
     b, n_in = x.shape[0], x[0].numel()
     _, vjp_fn = vjp(fn, x)
@@ -457,7 +457,7 @@ def exact_jacobian_singular_values(
     """All singular values of the full Jacobian ∂f/∂x (validation of the range finder).
 
     Builds J ∈ ℝ^{D_out×D_in} row by row with D_out VJPs (vmapped in chunks of ``chunk_size``
-    output directions), then s² = eigvalsh(J Jᵀ) in float64 [D, spec §1.3].
+    output directions), then s² = eigvalsh(J Jᵀ) in float64 [D].
 
     Returns
     -------
@@ -669,7 +669,7 @@ def noise_images(n: int, shape: tuple[int, int, int], seed: int = 0) -> torch.Te
 
 
 class _L2Normalised(torch.nn.Module):
-    """x -> f(x)/‖f(x)‖, whose Jacobian is (I − ûûᵀ) J / ‖f(x)‖ (spec §1.3 robustness check)."""
+    """x -> f(x)/‖f(x)‖, whose Jacobian is (I − ûûᵀ) J / ‖f(x)‖ (a robustness check)."""
 
     def __init__(self, f: torch.nn.Module):
         super().__init__()
@@ -693,7 +693,7 @@ def sensitivity_table(
     batch_size: int = 8,
     device: str | torch.device | None = None,
 ) -> pd.DataFrame:
-    """Functional-sensitivity table of one encoder (arXiv:2602.03282, Sec. 4.1; spec §1.3).
+    """Functional-sensitivity table of one encoder (arXiv:2602.03282, Sec. 4.1).
 
     Rows (all at ``layer = "final"``, the pooled embedding that ``f`` returns):
 
@@ -703,7 +703,7 @@ def sensitivity_table(
     - ``relative_jacobian_frobenius`` [D] (mean ‖J‖_F·‖x‖/‖f(x)‖), same variants.
 
     With ``l2_normalized`` the same rows are added for the L2-normalised embedding f/‖f‖
-    (variants ``"images_l2norm"``, ``"noise_l2norm"``), the robustness check of spec §1.3 [D].
+    (variants ``"images_l2norm"``, ``"noise_l2norm"``), a robustness check [D].
 
     Parameter columns: ``k``, ``power_iters`` (JER rows; NA on Frobenius rows), ``n_probes``
     (Frobenius rows; NA on JER rows), ``n_images``, ``seed``, ``input_space`` ("raw [0,1] pixels").

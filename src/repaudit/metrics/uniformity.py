@@ -176,10 +176,11 @@ def wasserstein_uniformity_floor(n_samples: int, dim: int, seed: int = 0) -> flo
     r"""Finite-sample floor of W2: the W2 of ``n_samples`` exactly uniform points on S^{dim−1}.
 
     Perfectly uniform data still give W2 > 0 at finite N because Σ̂ fluctuates around I/m
-    (spec §2.7: W2_floor ≈ 0.5·√(m/N); 0.080 at m = 256, N = 10k). Measured by one seeded draw:
-    Gaussian samples g ~ N(0, I_m), u = g/‖g‖, then :func:`wasserstein_uniformity`'s estimator.
-    Samples are drawn and accumulated in row chunks so memory stays O(m² + chunk·m); the
-    covariance is accumulated as Σ u uᵀ/N − μ̂μ̂ᵀ (one pass, μ̂ ≈ 0 here so no cancellation).
+    (W2_floor ≈ 0.5·√(m/N): 0.080 at m = 256, N = 10k, as in the paper's CIFAR evaluation).
+    Measured by one seeded draw: Gaussian samples g ~ N(0, I_m), u = g/‖g‖, then
+    :func:`wasserstein_uniformity`'s estimator. Samples are drawn and accumulated in row chunks
+    so memory stays O(m² + chunk·m); the covariance is accumulated as Σ u uᵀ/N − μ̂μ̂ᵀ (one pass,
+    μ̂ ≈ 0 here so no cancellation).
 
     Parameters
     ----------
@@ -460,7 +461,7 @@ def collapse_study(
     Studies (``study`` column):
 
     - ``"collapse"``: W2 (on ``n_samples`` rows) and L_U (on the first ``n_samples_lu`` rows;
-      the spec's reference table uses N = 4000) for every m in ``dims`` and η in ``etas``.
+      N = 4000 keeps its O(N²) pairs cheap) for every m in ``dims`` and η in ``etas``.
     - ``"ICC"`` instance cloning, D ⊎ … ⊎ D (n copies of every row), D = ``n_samples_icc`` rows
       (paper: N = 1000). W2 is exactly unchanged; the clones add zero-distance pairs, so L_U
       rises (−L_U falls).
@@ -474,8 +475,9 @@ def collapse_study(
     ``n_clones`` = n is the number of copies of D (ICC, rows) or feature blocks (FCC: copies of z;
     FBC: z plus n − 1 zero blocks), so n = 1 is the original D in all three studies.
 
-    Default sizes: N = 20,000 for W2 (the paper's collapse script), 4,000 for L_U (the spec's
-    table), |D| = 1,000 for ICC (the paper's), m ∈ {32, 256, 2048}, 20 values of η, n = 1-10.
+    Default sizes: N = 20,000 for W2 (the paper's collapse script), 4,000 for L_U (its pairs
+    cost O(N²)), |D| = 1,000 for ICC (the paper's), m ∈ {32, 256, 2048}, 20 values of η,
+    n = 1-10.
     Cost: about 70 s on one core of a shared 2-core machine (one BLAS/OpenMP thread), 60 % of it
     for m = 2048 (W2 covariances of 20000 × r and L_U on 4000 × r); BLAS-3 work parallelises.
 

@@ -36,7 +36,9 @@ def euclidean_convexity_table(
     encoder = classifier.encoder
     names = [str(i) for i in range(encoder.n_layers)] if layers == "all" else list(layers)
     if "final" in names:
-        raise ValueError("Euclidean convexity of 'final' is vacuous for a linear head (spec 1.6.7)")
+        raise ValueError(
+            "Euclidean convexity of 'final' is vacuous: a linear head's regions are convex"
+        )
     classifier = classifier.to(device).eval()
     frames = []
     with torch.inference_mode():

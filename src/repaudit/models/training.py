@@ -685,7 +685,7 @@ def linear_probe(
     broken by lower log-loss, then larger λ); the chosen λ is refitted on the whole training set.
     The scaler is folded into the returned layer, W' = W / σ and b' = b - W' μ, so the probe acts
     on raw embeddings: it is the "pretrained" classification head of Tětková et al.'s Euclidean
-    convexity (convexity spec §1.2, step 4).
+    convexity (arXiv:2305.17154; a linear probe on last-layer embeddings).
 
     Parameters
     ----------
