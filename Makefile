@@ -5,8 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 CONFIG ?= config/config.yaml
+SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH snakemake
 
-.PHONY: run test setup lint unit workflow-test slurm-test bench report clean
+.PHONY: run report test setup lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,26 +16,34 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
+## make setup: the virtual environment alone (.venv, pinned packages, repaudit in editable mode)
 setup: $(STAMP)
 
 ## make run: set-up, the embedded default workflow, the report, the claims table
 run: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores $(CORES) --configfile $(CONFIG)
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
-	cut -f1,4-9 results/stats/claims.tsv | column -t -s "$$(printf '\t')"
+	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
+	cut -f1,4-9,11-13 results/stats/claims.tsv | column -t -s "$$(printf '\t')"
+
+## make report: the HTML report (results/report.html) of the finished run of $(CONFIG)
+report: $(STAMP)
+	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
 
 ## make test: set-up, format + lint, snakemake --lint, unit and workflow tests (what CI runs)
 test: $(STAMP) lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
 
+## make lint: ruff (lint + format check), snakefmt --check, snakemake --lint
 lint: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/ruff format --check src tests workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --lint --configfile config/test.yaml
+	$(SNAKEMAKE) --lint --configfile config/test.yaml
 
+## make bench: the library benchmarks (pytest-benchmark, tests/benchmarks)
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable -q -p no:cacheprovider
 
+## make clean: delete the results, logs, benchmarks and Snakemake's records (keeps .venv)
 clean:
 	rm -rf results logs benchmarks .snakemake
