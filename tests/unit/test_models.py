@@ -24,13 +24,7 @@ VIT_KW = {"img_size": 32, "patch_size": 8}
 ARCHS = {"test_vit": VIT_KW, "test_resnet": {}, "test_convnext": {}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small CPU kernels on a loaded, shared 2-core machine run faster single-threaded.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spec(arch: str, weights: str = "random", **kw) -> ModelSpec:

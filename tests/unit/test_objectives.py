@@ -12,14 +12,7 @@ from torch import nn
 
 from repaudit.models import objectives as obj
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # LAPACK under a loaded, shared 2-core machine is much faster single-threaded.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- NT-Xent

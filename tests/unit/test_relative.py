@@ -8,14 +8,7 @@ from sklearn.metrics import f1_score
 
 from repaudit.metrics import relative as R
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # the decoders are tiny: intra-op threads only add overhead (and stall on shared cores)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rotation(d: int, seed: int) -> np.ndarray:

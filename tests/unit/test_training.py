@@ -14,14 +14,7 @@ from torch import nn
 from repaudit.models import augment as aug
 from repaudit.models import training as tr
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small CPU kernels on a loaded, shared 2-core machine run faster single-threaded.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyEncoder(nn.Module):
