@@ -417,7 +417,7 @@ def test_binding_seeded_and_224():
     assert not np.array_equal(a.images, c.images)
     big = make_binding(image_size=224, n_per_class_train=1, n_per_class_test=1, n_swap_pairs=2)
     assert big.images.shape == (68, 224, 224, 3)
-    # The object occupies about its spec size (56–64 px diameter) at 224.
+    # The object occupies about its design size (56–64 px diameter) at 224.
     assert 50 <= big.extras["left_size"].min() and big.extras["left_size"].max() <= 64
 
 

@@ -127,7 +127,7 @@ def test_vicreg_hand_value_constant_embeddings():
 
 
 def _w2_reference(z: np.ndarray) -> float:
-    """Fang et al. (2024) Eq. 8 via eigvalsh of the biased covariance (spec §2.5, float64)."""
+    """Fang et al. (2024) Eq. 8 via eigvalsh of the biased covariance (as their code), float64."""
     z = z.astype(np.float64)
     z = z / np.linalg.norm(z, axis=1, keepdims=True)
     n, m = z.shape
@@ -149,7 +149,7 @@ def test_w2_matches_eigvalsh_reference():
 @pytest.mark.parametrize("eta", [0.0, 0.25, 0.5, 0.75])
 def test_w2_isotropic_collapse_hand_value(eta):
     # Rows ±e_i over the first k = (1-η)m coordinates: μ = 0, Σ = diag(1/k on k coords), so
-    # W2 = sqrt(2 - 2 sqrt(1 - η)) exactly (spec §2.4).
+    # W2 = sqrt(2 - 2 sqrt(1 - η)) exactly (arXiv:2403.00642 §4).
     m = 16
     k = round((1 - eta) * m)
     rows = torch.cat([torch.eye(m)[:k], -torch.eye(m)[:k]]).double()

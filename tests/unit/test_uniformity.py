@@ -1,6 +1,7 @@
 """Tests for repaudit.metrics.uniformity (Fang et al. 2024; Wang & Isola 2020).
 
-Reference values: specs/convexity_uniformity.md §2.4 (closed forms) and §2.7 (computed table).
+Reference values: the paper's closed forms (arXiv:2403.00642 §4) and a table computed once with
+numpy (seeds 0/1, biased covariance, eigvalsh).
 """
 
 import itertools
@@ -27,7 +28,7 @@ from repaudit.metrics.uniformity import (
 
 
 def collapsed(n, m, eta, seed):
-    """Gaussian data with the last round(eta*m) coordinates zeroed (spec §2.5)."""
+    """Gaussian data with the last round(eta*m) coordinates zeroed (the paper's collapse data)."""
     X = np.random.default_rng(seed).standard_normal((n, m))
     X[:, m - round(eta * m) :] = 0.0
     return X
@@ -63,7 +64,7 @@ def lu_reference(X, t=2.0):
 # ----------------------------------------------------------------------- §2.7 reference values
 @pytest.fixture(scope="module")
 def study32():
-    """The spec's m = 32 collapse setting (N = 50k for W2, 4000 for L_U); no property data."""
+    """The reference m = 32 collapse setting (N = 50k for W2, 4000 for L_U); no property data."""
     return collapse_study(
         dims=(32,),
         etas=(0.0, 0.25, 0.5, 0.75),
@@ -97,7 +98,7 @@ def test_w2_matches_closed_form_under_collapse_m32(study32):
     np.testing.assert_allclose(etas, [0, 0.25, 0.5, 0.75])
     for eta, v in zip(etas[1:], w2[1:], strict=True):
         assert abs(v - w2_theory(eta)) < 0.01
-    # η = 0: only the finite-sample floor remains (spec: 0.0127 at N = 50k, m = 32)
+    # η = 0: only the finite-sample floor remains (reference: 0.0127 at N = 50k, m = 32)
     assert abs(w2[0] - 0.0127) < 0.005
     np.testing.assert_allclose(w2, [0.0127, 0.5178, 0.7654, 1.0000], atol=0.01)
 
@@ -108,7 +109,7 @@ def test_lu_reference_table_m32(study32):
 
 
 def test_reference_table_m256():
-    # L_U at the spec's N = 4000; W2 at N = 20k (theory for η > 0, the floor at η = 0).
+    # L_U at the reference table's N = 4000; W2 at N = 20k (theory for η > 0, the floor at η = 0).
     df = collapse_study(
         dims=(256,), etas=(0.0, 0.25, 0.5, 0.75), n_samples=20_000, n_samples_lu=4_000,
         property_etas=(), seed=2,
@@ -121,7 +122,7 @@ def test_reference_table_m256():
 
 
 def test_lu_reference_table_m2048():
-    # L_U on the spec's N = 4000 (η = .5, .75 keep 1024 and 512 coordinates); W2 unchecked.
+    # L_U on the reference N = 4000 (η = .5, .75 keep 1024 and 512 coordinates); W2 unchecked.
     df = collapse_study(
         dims=(2048,), etas=(0.5, 0.75), n_samples=16, n_samples_lu=4_000, property_etas=(),
         seed=3,
@@ -168,7 +169,7 @@ def test_fbc_equals_renormalised_fcc():
 
 
 def test_fbc_and_fcc_reference_values_m256():
-    # spec §2.7: FBC with k = 256 gives 0.7660; FCC without renormalisation 1.0007 (N = 50k);
+    # reference table: FBC with k = 256 gives 0.7660; FCC without renormalisation 1.0007 (N = 50k);
     # At N = 20k the floors shift both by < 0.002.
     df = collapse_study(
         dims=(), property_dim=256, property_etas=(0.0,), n_samples=20_000, n_samples_lu=2,
@@ -315,7 +316,7 @@ def test_alignment_hand_values_and_reference():
 
 
 # ----------------------------------------------------------------------------- the floor
-def test_floor_matches_spec_table():
+def test_floor_matches_reference_table():
     assert wasserstein_uniformity_floor(10_000, 256) == pytest.approx(0.080, abs=0.004)
     assert wasserstein_uniformity_floor(5_000, 256, seed=1) == pytest.approx(0.114, abs=0.005)
     v = wasserstein_uniformity_floor(20_000, 64, seed=3)
