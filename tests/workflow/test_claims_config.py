@@ -9,7 +9,13 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from repaudit.claims import config_vars, evaluate_claims, load_claims, no_data_warning
+from repaudit.claims import (
+    REPLICATION_VERDICTS,
+    config_vars,
+    evaluate_claims,
+    load_claims,
+    no_data_warning,
+)
 from repaudit.config import validate_config
 
 pytestmark = pytest.mark.workflow
@@ -74,6 +80,10 @@ def test_the_tiny_run_warns_about_claims_without_data(tiny_run):
     else:
         assert "no data in this config" not in log
     assert (summary.loc[summary["verdict"] != "no data", "n_units"] > 0).all()
+    replication = pd.read_csv(tiny_run / "results/stats/replication.tsv", sep="\t")
+    assert set(summary["claim"]) <= set(replication["claim"])
+    assert set(replication["verdict"]) <= set(REPLICATION_VERDICTS)
+    assert (tiny_run / "results/stats/replication.svg").stat().st_size > 1000
 
 
 def test_claims_vars_in_the_config_override_the_derived_datasets(folder_config):

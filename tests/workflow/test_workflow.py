@@ -134,11 +134,7 @@ def test_tiny_run_tables_and_report(tiny_run):
                    "stitching_f1", "gri_labels", "finetune_test_accuracy",
                    "probe_test_accuracy"):  # fmt: skip
         assert metric in set(metrics["metric"]), metric
-    claims = pd.read_csv(tiny_run / "results/stats/claims.tsv", sep="\t")
-    assert list(claims.columns[:9]) == [
-        "claim", "paper", "statement", "estimate", "ci_low", "ci_high", "p", "n", "verdict"
-    ]  # fmt: skip
-    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    assert (tiny_run / "results/stats/claims.tsv").stat().st_size > 0  # test_claims_config.py
     margins = pd.read_csv(tiny_run / "results/stats/probe_margins_digits.tsv", sep="\t")
     assert margins["model"].tolist() == ["resnet_sup", "resnet_simclr"]
     assert (margins["control"] == "resnet_random").all()
