@@ -7,10 +7,9 @@ observations, NaN/Inf, constant vectors, collinear designs) raise :class:`ValueE
 minimum or the problem. Stochastic helpers (bootstrap, permutation) take ``seed`` and are
 bit-identical for the same seed.
 
-Statistics: Pearson r with a Fisher-z interval, Spearman ρ with a percentile bootstrap
-interval, permutation p-values, Holm correction, OLS with HC3 standard errors and a nested
-F-test for a block of predictors, partial correlations, paired and two-sample differences, the
-exact McNemar test, and unit-level inference for cross-model claims (the encoder as the unit,
+Statistics: Pearson r with a Fisher-z interval, Holm correction, OLS with HC3 standard errors
+and a nested F-test for a block of predictors, partial correlations, the exact McNemar test,
+and unit-level inference for cross-model claims (the encoder as the unit,
 design factors controlled, encoder pairs by a cluster bootstrap, minimum detectable effects).
 """
 
@@ -28,7 +27,6 @@ __all__ = [
     "StatResult",
     "adjusted_difference",
     "adjusted_mean",
-    "bootstrap_mean",
     "design_dummies",
     "dyadic_mean",
     "fisher_z_ci",
@@ -38,19 +36,14 @@ __all__ = [
     "mde_t",
     "nested_f_test",
     "ols_hc3",
-    "paired_difference",
     "partial_correlation",
     "pearson",
-    "permutation_pvalue",
     "probe_margin_table",
     "replication_interval",
     "small_telescopes",
-    "spearman",
-    "spearman_rho",
     "strata_codes",
     "stratified_correlation",
     "unit_slopes",
-    "welch_difference",
 ]
 
 # Rows of a bootstrap / permutation matrix processed at once (bounds memory to ~16 MB per array).
@@ -226,92 +219,6 @@ def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def spearman(x, y, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0) -> StatResult:
-    """Spearman rank correlation with a percentile bootstrap confidence interval.
-
-    ρ = Pearson r of the average ranks of x and y; p from scipy's t approximation (two-sided).
-    The CI resamples (x, y) pairs with replacement ``n_boot`` times and takes the
-    (α/2, 1−α/2) percentiles of the resampled ρ; resamples in which x or y is constant are
-    discarded (``extras['n_boot_valid']``). Needs n ≥ 4.
-    """
-    x, y = _pair(x, y, 4, "spearman")
-    n_boot = _check_count(n_boot, "n_boot", 100)
-    confidence = _check_confidence(confidence)
-    res = sps.spearmanr(x, y)
-    rho = float(res.statistic)
-    rng = np.random.default_rng(seed)
-    n = x.size
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    boots = []
-    for start in range(0, n_boot, chunk):
-        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
-        boots.append(_row_corr(_rank_rows(x[idx]), _rank_rows(y[idx])))
-    boot = np.concatenate(boots)
-    boot = boot[np.isfinite(boot)]
-    if boot.size < 0.5 * n_boot:
-        raise ValueError(
-            f"only {boot.size} of {n_boot} bootstrap resamples had non-constant x and y; "
-            "collect more units (or fewer ties) for a Spearman interval."
-        )
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return StatResult(
-        rho,
-        float(lo),
-        float(hi),
-        float(res.pvalue),
-        int(n),
-        "spearman rho, percentile bootstrap CI, t-approximation p",
-        {"n_boot": n_boot, "n_boot_valid": int(boot.size)},
-    )
-
-
-def spearman_rho(x, y) -> float:
-    """Spearman ρ only (Pearson r of average ranks), for per-unit summaries. Needs n ≥ 3."""
-    x, y = _pair(x, y, 3, "spearman_rho")
-    return float(_row_corr(_rank_rows(x)[None, :], _rank_rows(y)[None, :])[0])
-
-
-def permutation_pvalue(
-    x, y, *, method: str = "pearson", n_perm: int = 10_000, seed: int = 0
-) -> StatResult:
-    """Two-sided permutation p-value of a Pearson or Spearman correlation.
-
-    y is permuted ``n_perm`` times (x fixed); p = (1 + #{|r_perm| ≥ |r_obs|}) / (1 + n_perm),
-    which is never 0 and is a valid p-value for any ``n_perm`` (Phipson & Smyth 2010).
-    Spearman is the Pearson correlation of average ranks, so ranks are computed once. The CI
-    fields are NaN (a permutation test gives no interval). Needs n ≥ 4.
-    """
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman'; got {method!r}.")
-    x, y = _pair(x, y, 4, "permutation_pvalue")
-    n_perm = _check_count(n_perm, "n_perm", 1)
-    if method == "spearman":
-        x, y = _rank_rows(x), _rank_rows(y)
-    r_obs = float(_row_corr(x[None, :], y[None, :])[0])
-    rng = np.random.default_rng(seed)
-    n = x.size
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    count = 0
-    # A relative tolerance keeps permutations that reproduce r_obs up to rounding in the count.
-    threshold = abs(r_obs) - 1e-12
-    for start in range(0, n_perm, chunk):
-        rows = min(chunk, n_perm - start)
-        perm = rng.permuted(np.broadcast_to(y, (rows, n)), axis=1)
-        r = _row_corr(np.broadcast_to(x, (rows, n)), perm)
-        count += int(np.sum(np.abs(r) >= threshold))
-    p = (count + 1) / (n_perm + 1)
-    return StatResult(
-        r_obs,
-        float("nan"),
-        float("nan"),
-        float(p),
-        int(n),
-        f"{method} r, two-sided permutation p",
-        {"n_perm": n_perm},
-    )
-
-
 def holm(pvalues) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values controlling the family-wise error rate.
 
@@ -387,58 +294,6 @@ def _t_interval(mean: float, se: float, dof: float, confidence: float):
     return float(mean - half), float(mean + half)
 
 
-def paired_difference(a, b, *, confidence: float = 0.95) -> StatResult:
-    """Paired difference d = a − b: mean with a t interval, paired t-test and Wilcoxon p.
-
-    b may be a scalar (one-sample test against a reference such as a chance level). The
-    estimate is d̄; CI = d̄ ± t_{n−1, 1−α/2} s_d/√n; ``p`` is the two-sided paired t-test
-    (scipy ``ttest_rel``); ``extras['wilcoxon_p']`` is the two-sided Wilcoxon signed-rank p
-    (zero differences dropped; NaN if all differences are zero). Needs n ≥ 2 pairs whose
-    differences are not all equal.
-    """
-    confidence = _check_confidence(confidence)
-    a = _vector(a, "a")
-    if np.ndim(b) == 0:
-        b = np.full(a.shape, float(b))
-    b = _vector(b, "b")
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same length; got {a.size} and {b.size}.")
-    n = a.size
-    if n < 2:
-        raise ValueError(f"paired_difference needs at least 2 pairs; got {n}.")
-    d = a - b
-    if np.ptp(d) == 0:
-        raise ValueError(
-            "all paired differences are equal (constant input); the t-test is undefined."
-        )
-    mean = float(d.mean())
-    sd = float(d.std(ddof=1))
-    se = sd / np.sqrt(n)
-    lo, hi = _t_interval(mean, se, n - 1, confidence)
-    t = mean / se
-    p = float(2 * sps.t.sf(abs(t), n - 1))
-    nonzero = d[d != 0]
-    wilcoxon_p = float(sps.wilcoxon(nonzero).pvalue) if nonzero.size else float("nan")
-    return StatResult(
-        mean,
-        lo,
-        hi,
-        p,
-        int(n),
-        "mean paired difference a-b, t CI, paired t-test p",
-        {
-            "t": float(t),
-            "df": n - 1,
-            "sd": sd,
-            "mean_a": float(a.mean()),
-            "mean_b": float(b.mean()),
-            "wilcoxon_p": wilcoxon_p,
-            "n_positive": int(np.sum(d > 0)),
-            "n_negative": int(np.sum(d < 0)),
-        },
-    )
-
-
 def mcnemar_exact(correct_a, correct_b, *, confidence: float = 0.95) -> StatResult:
     """Accuracy difference of two classifiers on the same test items, with McNemar's exact test.
 
@@ -501,88 +356,6 @@ def probe_margin_table(correct: dict, controls: dict, alpha: float = 0.05) -> pd
     table["p_holm"] = holm(table["p"].to_numpy(dtype=np.float64))
     table["clear"] = (table["margin"] > 0) & (table["p_holm"] < alpha)
     return table
-
-
-def bootstrap_mean(
-    x, *, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
-) -> StatResult:
-    """Mean of per-unit summaries with a percentile bootstrap CI and a Wilcoxon p against 0.
-
-    For summaries such as per-model Spearman ρ of a depth trend, which may all be equal
-    (e.g. every model perfectly monotone) where a t-test is undefined: the CI takes the
-    (α/2, 1−α/2) percentiles of the means of ``n_boot`` resamples (with replacement); ``p``
-    is the two-sided Wilcoxon signed-rank test of the non-zero values (NaN if all are zero).
-    Needs n ≥ 3.
-    """
-    confidence = _check_confidence(confidence)
-    n_boot = _check_count(n_boot, "n_boot", 100)
-    x = _vector(x, "x")
-    n = x.size
-    if n < 3:
-        raise ValueError(f"bootstrap_mean needs at least 3 values; got {n}.")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, _CHUNK_ELEMENTS // n)
-    means = np.concatenate(
-        [
-            x[rng.integers(0, n, size=(min(chunk, n_boot - start), n))].mean(axis=1)
-            for start in range(0, n_boot, chunk)
-        ]
-    )
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    nonzero = x[x != 0]
-    p = float(sps.wilcoxon(nonzero).pvalue) if nonzero.size else float("nan")
-    return StatResult(
-        float(x.mean()),
-        float(lo),
-        float(hi),
-        p,
-        int(n),
-        "mean, percentile bootstrap CI, Wilcoxon signed-rank p",
-        {"n_boot": n_boot, "n_positive": int(np.sum(x > 0)), "n_negative": int(np.sum(x < 0))},
-    )
-
-
-def welch_difference(a, b, *, confidence: float = 0.95) -> StatResult:
-    """Difference of two independent group means, mean(a) − mean(b), with Welch's t.
-
-    se = √(s_a²/n_a + s_b²/n_b) with Welch–Satterthwaite degrees of freedom
-    ν = se⁴ / ((s_a²/n_a)²/(n_a−1) + (s_b²/n_b)²/(n_b−1)); CI = diff ± t_{ν} se; p two-sided
-    (scipy ``ttest_ind(equal_var=False)``). ``extras['mannwhitney_p']`` is the two-sided
-    Mann–Whitney U p. Needs ≥ 2 observations per group and non-zero pooled spread.
-    """
-    confidence = _check_confidence(confidence)
-    a, b = _vector(a, "a"), _vector(b, "b")
-    if a.size < 2 or b.size < 2:
-        raise ValueError(
-            f"welch_difference needs at least 2 observations per group; got {a.size} and {b.size}."
-        )
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    if va + vb == 0:
-        raise ValueError("both groups are constant; the Welch t-test is undefined.")
-    diff = float(a.mean() - b.mean())
-    se = float(np.sqrt(va + vb))
-    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    lo, hi = _t_interval(diff, se, dof, confidence)
-    t = diff / se
-    p = float(2 * sps.t.sf(abs(t), dof))
-    return StatResult(
-        diff,
-        lo,
-        hi,
-        p,
-        int(a.size + b.size),
-        "difference of means a-b, Welch t CI and p",
-        {
-            "t": float(t),
-            "df": float(dof),
-            "n_a": int(a.size),
-            "n_b": int(b.size),
-            "mean_a": float(a.mean()),
-            "mean_b": float(b.mean()),
-            "mannwhitney_p": float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue),
-        },
-    )
 
 
 # ----------------------------------------------------------------------------- regression
