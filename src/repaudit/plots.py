@@ -26,7 +26,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from cycler import cycler
+from matplotlib import cycler  # re-exported by matplotlib: no separate dependency
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D

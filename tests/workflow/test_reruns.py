@@ -12,12 +12,6 @@ from conftest import ROOT, copy_repo, job_counts, snakemake
 
 pytestmark = pytest.mark.workflow
 
-# TRANSITION: plot_figure still receives the whole config (workflow/rules/stats.smk), so every
-# edit reruns all figures; remove this marker once it passes figure=figure_params.
-WHOLE_CONFIG_TO_FIGURES = pytest.mark.xfail(
-    strict=True, reason="plot_figure's params are the whole config"
-)
-
 
 @pytest.fixture(scope="module")
 def completed(tmp_path_factory) -> tuple[Path, dict]:
@@ -53,13 +47,11 @@ def test_unchanged_config_plans_nothing(completed, tmp_path):
     assert _planned(work, config, tmp_path / "same.yaml") == Counter()
 
 
-@WHOLE_CONFIG_TO_FIGURES
 def test_config_with_sorted_keys_plans_nothing(completed, tmp_path):
     work, config = completed
     assert _planned(work, config, tmp_path / "sorted.yaml", sort_keys=True) == Counter()
 
 
-@WHOLE_CONFIG_TO_FIGURES
 def test_new_feature_dataset_plans_only_its_extractions(completed, tmp_path):
     work, config = completed
     edited = copy.deepcopy(config)
@@ -69,7 +61,6 @@ def test_new_feature_dataset_plans_only_its_extractions(completed, tmp_path):
     assert plan == Counter(extract_features=n_models, all=1)
 
 
-@WHOLE_CONFIG_TO_FIGURES
 def test_figure_only_edit_plans_only_that_figure(completed, tmp_path):
     work, config = completed
     edited = copy.deepcopy(config)

@@ -46,7 +46,7 @@ rule test_claims:
         mem_mb=4000,
         runtime=30,
     params:
-        variables=CLAIM_VARS,
+        variables=canonical(CLAIM_VARS),
         alpha=config["claims"]["alpha"],
         seed=config["seed"],
     script:
@@ -97,7 +97,7 @@ rule plot_figure:
         mem_mb=4000,
         runtime=15,
     params:
-        config=config,
+        figure=figure_params,
     script:
         "../scripts/plot_figure.py"
 
@@ -118,7 +118,7 @@ rule replication:
     conda:
         "../../envs/stats.yaml"
     params:
-        variables=CLAIM_VARS,
+        variables=canonical(CLAIM_VARS),
         alpha=config["claims"]["alpha"],
     script:
         "../scripts/replication.py"

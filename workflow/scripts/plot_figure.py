@@ -1,14 +1,14 @@
 from _common import start
 
-from repaudit.figures import figure_config, make_figure
+from repaudit.figures import make_figure
 from repaudit.io import atomic_path, read_table
 
 log = start(snakemake)
-name, params = snakemake.wildcards.figure, snakemake.params
-# TRANSITION: drop the fallback once workflow/rules/stats.smk passes figure=figure_params
-shown = params.figure if hasattr(params, "figure") else figure_config(name, params.config)
 fig = make_figure(
-    name, read_table(snakemake.input.metrics), read_table(snakemake.input.claims), shown
+    snakemake.wildcards.figure,
+    read_table(snakemake.input.metrics),
+    read_table(snakemake.input.claims),
+    snakemake.params.figure,
 )
 for path, fmt in ((snakemake.output.svg, "svg"), (snakemake.output.png, "png")):
     with atomic_path(path) as tmp:
