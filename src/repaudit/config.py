@@ -14,8 +14,9 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from repaudit.models.objective_names import OBJECTIVE_ALIASES, OBJECTIVES
+
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-OBJECTIVES = ("supervised", "simclr", "barlow", "vicreg", "simclr_w2", "random")
 MODEL_COLUMNS = (
     "model_id",
     "architecture",
@@ -218,10 +219,10 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
             f"config error: {where}: checkpoint {row['checkpoint']!r} does not exist; "
             "fix the path or use weights 'hub'"
         )
-    if row["weights"] == "zoo" and row["objective"] not in OBJECTIVES:
+    if row["weights"] == "zoo" and row["objective"] not in OBJECTIVES + tuple(OBJECTIVE_ALIASES):
         raise ConfigError(
-            f"config error: {where}: zoo models need an objective in {list(OBJECTIVES)}, "
-            f"got {row['objective']!r}"
+            f"config error: {where}: zoo models need an objective in "
+            f"{list(OBJECTIVES + tuple(OBJECTIVE_ALIASES))}, got {row['objective']!r}"
         )
 
 

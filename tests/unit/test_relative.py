@@ -7,6 +7,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from repaudit.metrics import relative as R
+from repaudit.metrics import similarity as SIM
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -196,7 +197,7 @@ def test_latent_similarity_chunking(monkeypatch):
     tgt = rng.normal(size=(90, 4))
     src = tgt + rng.normal(size=tgt.shape)
     full = R.latent_similarity(src, tgt, k=4)
-    monkeypatch.setattr(R, "_CHUNK_ELEMS", 90 * 7)  # 7 query rows per block
+    monkeypatch.setattr(SIM, "CHUNK_ELEMS", 90 * 7)  # 7 query rows per block
     assert R.latent_similarity(src, tgt, k=4) == full
 
 
@@ -206,10 +207,10 @@ def test_two_way_search_equals_two_one_way_searches(monkeypatch, chunk_rows):
     A = torch.nn.functional.normalize(torch.randn(50, 6, dtype=torch.float32), dim=1)
     B = torch.nn.functional.normalize(torch.randn(50, 6, dtype=torch.float32), dim=1)
     k = int(rng.integers(4, 8))
-    monkeypatch.setattr(R, "_CHUNK_ELEMS", 50 * chunk_rows)
-    ab, ba = R._topk_both_ways(A, B, k)
-    np.testing.assert_array_equal(ab, R._topk_neighbours(A, B, k))
-    np.testing.assert_array_equal(ba, R._topk_neighbours(B, A, k))
+    monkeypatch.setattr(SIM, "CHUNK_ELEMS", 50 * chunk_rows)
+    ab, ba = SIM._topk_both_ways(A, B, k)
+    np.testing.assert_array_equal(ab, SIM._topk_neighbours(A, B, k))
+    np.testing.assert_array_equal(ba, SIM._topk_neighbours(B, A, k))
 
 
 def test_latent_similarity_errors():

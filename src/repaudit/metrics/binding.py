@@ -25,10 +25,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
+
+from repaudit.metrics._common import as_features, unit_rows
 
 __all__ = [
     "BAG_OF_SHAPES_CEILING",
@@ -54,20 +57,6 @@ _COSINE_DECIMALS = 12
 # --------------------------------------------------------------------------------------------
 
 
-def _features(x, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got shape {x.shape}")
-    if x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name} is empty: shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"{name} must be real numeric, got dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or Inf; remove or repair those rows")
-    return x
-
-
 def _labels(y, n: int, name: str) -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
@@ -78,8 +67,8 @@ def _labels(y, n: int, name: str) -> np.ndarray:
 
 
 def _check_pair(train_X, train_y, test_X, test_y):
-    train_X = _features(train_X, "train_X")
-    test_X = _features(test_X, "test_X")
+    train_X = as_features(train_X, "train_X", min_rows=1)
+    test_X = as_features(test_X, "test_X", min_rows=1)
     if train_X.shape[1] != test_X.shape[1]:
         raise ValueError(
             f"train_X has {train_X.shape[1]} features but test_X has {test_X.shape[1]}; "
@@ -225,13 +214,6 @@ def binding_probe(
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norm == 0).any():
-        raise ValueError(f"{name} has all-zero rows; cosine similarity is undefined for them")
-    return x / norm
-
-
 def knn_readout(train_X, train_y, test_X, test_y, k: int = 10, *, chunk_size: int = 1024) -> float:
     """Accuracy of a cosine k-nearest-neighbour classifier (readout control) [D].
 
@@ -248,8 +230,8 @@ def knn_readout(train_X, train_y, test_X, test_y, k: int = 10, *, chunk_size: in
     if not isinstance(k, int | np.integer) or not 1 <= k <= train_X.shape[0]:
         raise ValueError(f"k must be an int in [1, n_train={train_X.shape[0]}], got {k!r}")
     classes, y_idx = np.unique(train_y, return_inverse=True)
-    a = _unit_rows(train_X, "train_X")
-    b = _unit_rows(test_X, "test_X")
+    a = unit_rows(train_X, "train_X")
+    b = unit_rows(test_X, "test_X")
     pred = np.empty(b.shape[0], dtype=np.int64)
     for s in range(0, b.shape[0], chunk_size):
         sim = b[s : s + chunk_size] @ a.T
@@ -258,19 +240,6 @@ def knn_readout(train_X, train_y, test_X, test_y, k: int = 10, *, chunk_size: in
         np.add.at(votes, (np.arange(sim.shape[0])[:, None], y_idx[nn]), 1.0)
         pred[s : s + chunk_size] = classes[np.argmax(votes, axis=1)]
     return float(np.mean(pred == test_y))
-
-
-def _average_ranks(a: np.ndarray) -> np.ndarray:
-    """1-based ranks with ties given their average rank."""
-    order = np.argsort(a, kind="mergesort")
-    sa = a[order]
-    group = np.cumsum(np.r_[True, sa[1:] != sa[:-1]]) - 1
-    counts = np.bincount(group)
-    ends = np.cumsum(counts)
-    avg = ends - (counts - 1) / 2.0
-    ranks = np.empty(a.shape[0])
-    ranks[order] = avg[group]
-    return ranks
 
 
 def swap_auc(za, zb, same) -> float:
@@ -300,8 +269,8 @@ def swap_auc(za, zb, same) -> float:
     -------
     float in [0, 1]
     """
-    za = _features(za, "za")
-    zb = _features(zb, "zb")
+    za = as_features(za, "za", min_rows=1)
+    zb = as_features(zb, "zb", min_rows=1)
     if za.shape != zb.shape:
         raise ValueError(f"za and zb must have the same shape, got {za.shape} and {zb.shape}")
     same = np.asarray(same)
@@ -312,8 +281,8 @@ def swap_auc(za, zb, same) -> float:
     n_pos, n_neg = int(same.sum()), int((~same).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("same must contain both same-structure (True) and swapped (False) pairs")
-    sim = np.sum(_unit_rows(za, "za") * _unit_rows(zb, "zb"), axis=1)
-    ranks = _average_ranks(np.round(sim, _COSINE_DECIMALS))
+    sim = np.sum(unit_rows(za, "za") * unit_rows(zb, "zb"), axis=1)
+    ranks = rankdata(np.round(sim, _COSINE_DECIMALS))
     u = ranks[same].sum() - n_pos * (n_pos + 1) / 2.0
     return float(u / (n_pos * n_neg))
 
@@ -424,7 +393,7 @@ def binding_table(
     n_classes = np.unique(labels[tr]).size
     rows = []
     for layer in layers:
-        x = _features(features[layer], f"features[{layer!r}]")
+        x = as_features(features[layer], f"features[{layer!r}]", min_rows=1)
         res = binding_probe(
             x[tr],
             labels[tr],

@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from repaudit.metrics._common import as_features, kmeans, sq_dists
+
 __all__ = [
     "ConceptMatch",
     "ConceptResult",
@@ -108,19 +110,6 @@ class ConceptMatch:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _check_features(X: np.ndarray, name: str = "X") -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if X.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 samples, got {X.shape[0]}; pass more samples")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or Inf; clean or drop those samples first")
-    return X
 
 
 def _check_partition(P: np.ndarray, name: str) -> np.ndarray:
@@ -218,7 +207,7 @@ def discover_concepts(
     import hdbscan.prediction
     import umap
 
-    X = _check_features(X)
+    X = as_features(X, dtype=None)  # UMAP sees the features in their own dtype
     n = X.shape[0]
     if not 2 <= n_components < n - 1:
         raise ValueError(
@@ -287,51 +276,6 @@ def discover_concepts(
     )
 
 
-def _sq_dists(X: np.ndarray, C: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
-    d = x_sq[:, None] - 2.0 * (X @ C.T) + np.einsum("ij,ij->i", C, C)[None, :]
-    return np.maximum(d, 0.0)
-
-
-def _kmeans(
-    X: np.ndarray, k: int, rng: np.random.Generator, max_iter: int, tol: float
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One k-means run: k-means++ seeding (Arthur & Vassilvitskii 2007), then Lloyd iterations."""
-    n = X.shape[0]
-    x_sq = np.einsum("ij,ij->i", X, X)
-    centers = np.empty((k, X.shape[1]))
-    centers[0] = X[rng.integers(n)]
-    d2 = _sq_dists(X, centers[:1], x_sq)[:, 0]
-    for c in range(1, k):
-        total = d2.sum()
-        # D² sampling; if every point coincides with a centre, pick uniformly.
-        idx = rng.choice(n, p=d2 / total) if total > 0 else rng.integers(n)
-        centers[c] = X[idx]
-        d2 = np.minimum(d2, _sq_dists(X, centers[c : c + 1], x_sq)[:, 0])
-    labels = np.full(n, -1)
-    for _ in range(max_iter):
-        D = _sq_dists(X, centers, x_sq)
-        new = D.argmin(axis=1)
-        new_centers = np.zeros_like(centers)
-        np.add.at(new_centers, new, X)
-        counts = np.bincount(new, minlength=k)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size:
-            # Re-seed empty clusters at the points farthest from their centre (deterministic).
-            far = np.argsort(-D[np.arange(n), new], kind="stable")[: empty.size]
-            new_centers[empty] = X[far]
-            counts[empty] = 1
-        new_centers /= counts[:, None]
-        shift = float(((new_centers - centers) ** 2).sum())
-        centers = new_centers
-        if np.array_equal(new, labels) or shift <= tol:
-            labels = new
-            break
-        labels = new
-    D = _sq_dists(X, centers, x_sq)
-    labels = D.argmin(axis=1)
-    return centers, labels, float(D[np.arange(n), labels].sum())
-
-
 def kmeans_concepts(
     X: np.ndarray,
     n_concepts: int,
@@ -352,7 +296,7 @@ def kmeans_concepts(
     The reference also adds 1e-6 to the row normaliser, which makes rows sum to 1 − O(1e-6·‖x‖);
     we normalise exactly so that rows are a fuzzy partition.
     """
-    X = np.asarray(_check_features(X), dtype=np.float64)
+    X = as_features(X)
     n = X.shape[0]
     if not 2 <= n_concepts <= n:
         raise ValueError(f"n_concepts={n_concepts} must be in [2, N={n}]")
@@ -362,11 +306,11 @@ def kmeans_concepts(
     rng = np.random.default_rng(seed)
     best = None
     for _ in range(n_init):
-        run = _kmeans(X, n_concepts, rng, max_iter, tol)
+        run = kmeans(X, n_concepts, rng, max_iter=max_iter, tol=tol)
         if best is None or run[2] < best[2]:
             best = run
     centers, labels, _ = best
-    dist = np.sqrt(_sq_dists(X, centers, np.einsum("ij,ij->i", X, X)))
+    dist = np.sqrt(sq_dists(X, centers))
     s = 1.0 / (dist + 1e-6)
     P = s / s.sum(axis=1, keepdims=True)
     return ConceptResult(
@@ -395,7 +339,7 @@ def pca_concepts(X: np.ndarray, n_concepts: int) -> ConceptResult:
     Rows with no positive cosine (the reference divides 0/0 there) get the uniform row 1/C and
     label -1; their share is reported as ``noise_ratio``. Labels = argmax of P otherwise.
     """
-    X = np.asarray(_check_features(X), dtype=np.float64)
+    X = as_features(X)
     n, d = X.shape
     if n_concepts < 2:
         raise ValueError(f"n_concepts={n_concepts} must be >= 2")
@@ -777,7 +721,7 @@ def concepts_table(
         "renormalize": renormalize,
     }
     for name in layer_names:
-        X = _check_features(np.asarray(features[name])[idx], f"features[{name!r}]")
+        X = as_features(np.asarray(features[name])[idx], f"features[{name!r}]", dtype=None)
         c = n_concepts
         failed = False
         for method in ("manifold", "kmeans", "pca"):

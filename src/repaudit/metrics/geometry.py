@@ -23,10 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from repaudit.metrics._common import as_features, unit_rows
 from repaudit.metrics.uniformity import (
-    _as_matrix,
     _eigvalsh,
-    _l2_normalise,
     _moments,
     _w2_from_moments,
     wasserstein_uniformity_floor,
@@ -113,7 +112,7 @@ def rankme(X, centred: bool = False, eps: float = 1e-7) -> float:
     eps : float
         ε of the paper's formula (1e-7 as in common code).
     """
-    X = _as_matrix(X)
+    X = as_features(X)
     if centred:
         _check_variance(X, "rankme (centred)")
     s2 = _gram_eigvals(X - X.mean(axis=0) if centred else X)
@@ -136,7 +135,7 @@ def effective_rank(X) -> float:
     2007, Def. 1-2). Unlike :func:`rankme` there is no ε: exactly RankMe(centred, ε = 0).
     ∈ [1, min(N, D)]; scale-, rotation- and translation-invariant.
     """
-    X = _as_matrix(X)
+    X = as_features(X)
     _check_variance(X, "effective_rank")
     s2 = _gram_eigvals(X - X.mean(axis=0))
     return _entropy_rank(np.sqrt(s2), 0.0)
@@ -154,7 +153,7 @@ def participation_ratio(X) -> float:
     λ_i are the eigenvalues of Σ = X̄ᵀX̄/(N−1) (the normalisation cancels). Used as "global PR"
     by Chung & Kim (2026, arXiv:2602.03282); the plug-in estimate is biased low by about PR/N.
     """
-    return _pr(_centred_cov_eigvals(_as_matrix(X)))
+    return _pr(_centred_cov_eigvals(as_features(X)))
 
 
 def participation_ratio_normalised(X) -> float:
@@ -162,7 +161,7 @@ def participation_ratio_normalised(X) -> float:
 
     D is the number of features (not min(N, D)); see :func:`participation_ratio`.
     """
-    X = _as_matrix(X)
+    X = as_features(X)
     return _pr(_centred_cov_eigvals(X)) / X.shape[1]
 
 
@@ -174,7 +173,7 @@ def global_isotropy(X) -> float:
     0 when the variance lies on one axis, 1 − 1/D for an isotropic cloud. Rows are not
     L2-normalised.
     """
-    lam = _centred_cov_eigvals(_as_matrix(X))
+    lam = _centred_cov_eigvals(as_features(X))
     return float(1.0 - lam[0] / lam.sum())
 
 
@@ -185,7 +184,7 @@ def nesum(X) -> float:
     Eigenvalues of the centred covariance; equals the stable rank ‖X̄‖_F²/‖X̄‖₂² and
     1/(1 − global isotropy).
     """
-    lam = _centred_cov_eigvals(_as_matrix(X))
+    lam = _centred_cov_eigvals(as_features(X))
     return float(lam.sum() / lam[0])
 
 
@@ -235,7 +234,7 @@ def alpha_req_fit(X, fit_range: tuple[int, int] = (10, 100)) -> tuple[float, flo
     raise ValueError. R² is the ordinary (unweighted) coefficient of determination of log λ_i
     over R. λ are the eigenvalues of the centred covariance Σ = X̄ᵀX̄/(N−1).
     """
-    X = _as_matrix(X)
+    X = as_features(X)
     return _alpha_fit(_centred_cov_eigvals(X), fit_range, *X.shape)
 
 
@@ -265,7 +264,7 @@ def self_cluster(X) -> float:
     Gram matrix, O(N·D·min(N, D)). 0 in expectation for points uniform on the sphere
     (E⟨w_i, w_j⟩² = 1/D), 1 when all points coincide.
     """
-    return _self_cluster_unit(_l2_normalise(_as_matrix(X)))
+    return _self_cluster_unit(unit_rows(as_features(X)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,7 +429,7 @@ def local_isotropy(
     ValueError
         If the data or a neighbourhood have zero variance (k + 1 identical points).
     """
-    X = _as_matrix(X)
+    X = as_features(X)
     k = _check_k(k, X.shape[0])
     _check_variance(X, "local_isotropy")
     idx, _ = _pairwise_pass(X, k, None, device, int(chunk_size))
@@ -512,7 +511,7 @@ def _layer_rows(
         return list(_alpha_fit(s2c / (n - 1), alpha_range, n, d))
 
     def on_sphere() -> list[float]:
-        U = _l2_normalise(X, name=f"layer {layer!r}")
+        U = unit_rows(X, name=f"layer {layer!r}")
         mu, cov = _moments(U)
         return [_self_cluster_unit(U), _w2_from_moments(mu, cov, d)]
 
@@ -526,7 +525,7 @@ def _layer_rows(
     except ValueError as err:
         knn_err = err
     try:
-        _l2_normalise(X, name=f"layer {layer!r}")
+        unit_rows(X, name=f"layer {layer!r}")
     except ValueError as err:
         lu_err = err
     idx, lu = _pairwise_pass(X, None if knn_err else k, None if lu_err else float(t), device)
@@ -637,7 +636,7 @@ def geometry_table(
 
     rows: list[dict] = []
     for name, raw in features.items():
-        X = _as_matrix(raw, name=f"features[{name!r}]")
+        X = as_features(raw, name=f"features[{name!r}]")
         if max_samples is not None and X.shape[0] > int(max_samples):
             rng = np.random.default_rng(seed)
             X = X[np.sort(rng.choice(X.shape[0], int(max_samples), replace=False))]

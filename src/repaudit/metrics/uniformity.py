@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from repaudit.metrics._common import as_features, unit_rows
+
 try:  # installed with scikit-learn; only used to run small eigen-solves on one BLAS thread
     from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
@@ -60,47 +62,6 @@ def _eigvalsh(M: np.ndarray) -> np.ndarray:
         _BLAS_CONTROLLER = ThreadpoolController()
     with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
         return np.linalg.eigvalsh(M)
-
-
-# --------------------------------------------------------------------------------------------
-# input checks
-# --------------------------------------------------------------------------------------------
-def _as_matrix(X, name: str = "X", min_samples: int = 2) -> np.ndarray:
-    """Validate a (n_samples, n_features) array and return it as C-contiguous float64."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}; "
-            "reshape it, e.g. X.reshape(len(X), -1)."
-        )
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}.")
-    n, d = X.shape
-    if n < min_samples:
-        raise ValueError(f"{name} has {n} sample(s); at least {min_samples} are needed.")
-    if d < 1:
-        raise ValueError(f"{name} has no features (shape {X.shape}).")
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.isfinite(X).all():
-        bad = int((~np.isfinite(X)).any(axis=1).sum())
-        raise ValueError(
-            f"{name} contains NaN or Inf in {bad} row(s); drop or repair those samples first."
-        )
-    return X
-
-
-def _l2_normalise(X: np.ndarray, name: str = "X") -> np.ndarray:
-    """Row-wise L2 normalisation; zero rows have no direction and are an error."""
-    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name} has {zero.size} all-zero row(s) (first: {zero[0]}); L2 normalisation is "
-            "undefined for them. Remove them before computing uniformity."
-        )
-    return X / norms[:, None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +128,7 @@ def wasserstein_uniformity(X) -> float:
         W2 (a distance). Biased upward at finite N: compare with
         :func:`wasserstein_uniformity_floor` at the same (N, m).
     """
-    U = _l2_normalise(_as_matrix(X))
+    U = unit_rows(as_features(X))
     mu, cov = _moments(U)
     return _w2_from_moments(mu, cov, U.shape[1])
 
@@ -378,7 +339,7 @@ def wang_isola_uniformity(
         raise ValueError(f"t must be > 0, got {t}.")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-    U = _l2_normalise(_as_matrix(X))
+    U = unit_rows(as_features(X))
     return _lu_logsumexp(U, float(t), int(chunk_size), device)
 
 
@@ -402,8 +363,8 @@ def alignment(Xa, Xb, alpha: float = 2.0) -> float:
     """
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha}.")
-    A = _l2_normalise(_as_matrix(Xa, "Xa", min_samples=1), "Xa")
-    B = _l2_normalise(_as_matrix(Xb, "Xb", min_samples=1), "Xb")
+    A = unit_rows(as_features(Xa, "Xa", min_rows=1), "Xa")
+    B = unit_rows(as_features(Xb, "Xb", min_rows=1), "Xb")
     if A.shape != B.shape:
         raise ValueError(
             f"Xa and Xb must have the same shape (row i = two views of item i), "

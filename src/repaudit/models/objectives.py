@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repaudit.models.objective_names import OBJECTIVE_ALIASES, OBJECTIVES, canonical_objective
+
 __all__ = [
     "OBJECTIVES",
     "OBJECTIVE_ALIASES",
@@ -45,21 +47,8 @@ __all__ = [
     "wasserstein_uniformity_loss",
 ]
 
-#: Objective names accepted by :func:`build_objective` and ``training.pretrain``.
-OBJECTIVES = ("random", "supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg")
-#: Accepted short names (config/models.tsv uses ``barlow``).
-OBJECTIVE_ALIASES = {"barlow": "barlow_twins"}
 #: Classifier heads of supervised pretraining (:class:`SupervisedObjective`).
 SUPERVISED_HEADS = ("linear", "mlp")
-
-
-def canonical_objective(name: str) -> str:
-    """The name in :data:`OBJECTIVES` for ``name`` or one of its aliases; ValueError otherwise."""
-    name = OBJECTIVE_ALIASES.get(name, name)
-    if name not in OBJECTIVES:
-        valid = OBJECTIVES + tuple(OBJECTIVE_ALIASES)
-        raise ValueError(f"unknown objective {name!r}; choose one of {valid}")
-    return name
 
 
 def _check_pair(z1: torch.Tensor, z2: torch.Tensor) -> None:

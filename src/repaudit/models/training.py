@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from repaudit.metrics._common import as_features
 from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
 from repaudit.models.augment import augment as augment_batch
 from repaudit.models.objectives import build_objective, canonical_objective
@@ -83,17 +84,6 @@ def _check_num_classes(labels: np.ndarray, num_classes: int | None) -> int:
     if num_classes < inferred:
         raise ValueError(f"labels go up to {inferred - 1} but num_classes is {num_classes}")
     return int(num_classes)
-
-
-def _check_features(x: np.ndarray, name: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be (n_samples, n_features), got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 samples, got {x.shape[0]}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or Inf; clean the features first")
-    return x
 
 
 def _check_encoder(encoder: nn.Module) -> int:
@@ -717,8 +707,8 @@ def linear_probe(
         ((n,) int array) on the test set, ``train_accuracy``, ``weight_decay`` (chosen λ) and
         ``val_accuracy`` (dict λ → validation accuracy; empty for a fixed λ).
     """
-    train_X = _check_features(train_X, "train_X")
-    test_X = _check_features(test_X, "test_X")
+    train_X = as_features(train_X, "train_X", dtype=None)
+    test_X = as_features(test_X, "test_X", dtype=None)
     if train_X.shape[1] != test_X.shape[1]:
         raise ValueError(f"train_X has {train_X.shape[1]} features but test_X {test_X.shape[1]}")
     train_y = _check_labels(train_y, train_X.shape[0], "train_y")
