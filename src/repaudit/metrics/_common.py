@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CHUNK_ELEMS", "as_features", "as_labels", "kmeans", "sq_dists", "unit_rows"]
+__all__ = [
+    "CHUNK_ELEMS",
+    "as_features",
+    "as_labels",
+    "kmeans",
+    "same_width",
+    "sq_dists",
+    "unit_rows",
+]
 
 # Distance/similarity blocks are computed chunk x N at a time; this bounds a block to 2**22
 # entries (32 MiB in float64, 16 MiB in float32) whatever N is.
@@ -49,6 +57,14 @@ def as_features(X, name: str = "X", *, min_rows: int = 2, dtype=np.float64) -> n
             f"{name} contains NaN or Inf in {bad} row(s); drop or repair those samples first."
         )
     return arr
+
+
+def same_width(X: np.ndarray, Y: np.ndarray, x_name: str, y_name: str, fix: str) -> None:
+    """Raise a ValueError (ending in ``fix``) unless X and Y have the same number of columns."""
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"{x_name} has {X.shape[1]} features but {y_name} has {Y.shape[1]}; {fix}."
+        )
 
 
 def as_labels(labels, n: int | None, name: str = "labels") -> np.ndarray:

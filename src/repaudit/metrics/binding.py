@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from repaudit.metrics._common import as_features, unit_rows
+from repaudit.metrics._common import as_features, same_width, unit_rows
 
 __all__ = [
     "BAG_OF_SHAPES_CEILING",
@@ -69,11 +69,7 @@ def _labels(y, n: int, name: str) -> np.ndarray:
 def _check_pair(train_X, train_y, test_X, test_y):
     train_X = as_features(train_X, "train_X", min_rows=1)
     test_X = as_features(test_X, "test_X", min_rows=1)
-    if train_X.shape[1] != test_X.shape[1]:
-        raise ValueError(
-            f"train_X has {train_X.shape[1]} features but test_X has {test_X.shape[1]}; "
-            "both must come from the same layer"
-        )
+    same_width(train_X, test_X, "train_X", "test_X", "both must come from the same layer")
     train_y = _labels(train_y, train_X.shape[0], "train_y")
     test_y = _labels(test_y, test_X.shape[0], "test_y")
     unseen = np.setdiff1d(np.unique(test_y), np.unique(train_y))

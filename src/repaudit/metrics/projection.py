@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repaudit.metrics._common import as_features, unit_rows
+from repaudit.metrics._common import as_features, same_width, unit_rows
 
 __all__ = ["relative_projection"]
 
@@ -67,11 +67,7 @@ def _relative_factors(
     """Unit rows of the (optionally anchor-centred or -whitened) samples and anchors; r = Xu Auᵀ."""
     Xa = as_features(X, "X", min_rows=1)
     A = as_features(anchors_X, "anchors_X", min_rows=1)
-    if Xa.shape[1] != A.shape[1]:
-        raise ValueError(
-            f"X has {Xa.shape[1]} features but anchors_X has {A.shape[1]}; embed the anchors "
-            "with the same encoder and layer as X."
-        )
+    same_width(Xa, A, "X", "anchors_X", "embed the anchors with the same encoder and layer as X")
     if center or whiten:
         mu = A.mean(axis=0)
         Xa, A = Xa - mu, A - mu

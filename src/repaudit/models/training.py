@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from repaudit.metrics._common import as_features
+from repaudit.metrics._common import as_features, same_width
 from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
 from repaudit.models.augment import augment as augment_batch
 from repaudit.models.objectives import build_objective, canonical_objective
@@ -709,8 +709,7 @@ def linear_probe(
     """
     train_X = as_features(train_X, "train_X", dtype=None)
     test_X = as_features(test_X, "test_X", dtype=None)
-    if train_X.shape[1] != test_X.shape[1]:
-        raise ValueError(f"train_X has {train_X.shape[1]} features but test_X {test_X.shape[1]}")
+    same_width(train_X, test_X, "train_X", "test_X", "both must come from the same layer")
     train_y = _check_labels(train_y, train_X.shape[0], "train_y")
     test_y = _check_labels(test_y, test_X.shape[0], "test_y")
     num_classes = _check_num_classes(np.concatenate([train_y, test_y]), num_classes)
