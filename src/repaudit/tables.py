@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -80,3 +80,19 @@ def subset(features: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.nda
 def with_keys(df: pd.DataFrame, **keys) -> pd.DataFrame:
     """Prepend the key columns (dataset, model, stage, ...) to a library table."""
     return df.assign(**keys)[[*keys, *[c for c in df.columns if c not in keys]]]
+
+
+def paired_correct(predictions: Mapping[str, pd.DataFrame]) -> dict[str, np.ndarray]:
+    """Per-model boolean ``correct`` vectors of prediction tables over the same test images.
+
+    A paired test compares models image by image, so every table must list the same ``id``
+    values in the same order; a ValueError names the first model that does not.
+    """
+    correct, ids, first = {}, None, None
+    for model, table in predictions.items():
+        if ids is None:
+            ids, first = table["id"].tolist(), model
+        elif table["id"].tolist() != ids:
+            raise ValueError(f"{model}: test images differ from those of {first}")
+        correct[model] = table["correct"].to_numpy(dtype=bool)
+    return correct

@@ -25,6 +25,7 @@ from repaudit.metrics.concepts import (
     pca_concepts,
     sanity_score,
 )
+from repaudit.tables import select_samples
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -475,3 +476,44 @@ def test_concepts_table_errors():
         concepts_table({"0": X}, y[:5], methods=("kmeans",), n_concepts=2)
     with pytest.raises(ValueError, match="empty"):
         concepts_table({}, y)
+
+
+# ----------------------------------------------------------------------------- pipeline steps
+
+
+def test_sampled_concepts_table_maps_rows_back_to_the_feature_file(blobs):
+    X, y = blobs
+    split = np.where(np.arange(len(y)) % 3 == 0, "test", "train")
+    params = {"split": "train", "max_samples": 90, "methods": ("kmeans",), "n_concepts": 3}
+    rows, mem = cm.sampled_concepts_table({"0": X}, y, split, params=params, seed=4)
+    idx = select_samples(y, split, "train", 90, 4)
+    direct_rows, direct = cm.concepts_table({"0": X[idx]}, y[idx], methods=("kmeans",),
+                                            n_concepts=3, seed=4)  # fmt: skip
+    assert rows.equals(direct_rows)
+    got, want = mem["kmeans"]["0"], direct["kmeans"]["0"]
+    np.testing.assert_array_equal(got.memberships, want.memberships)
+    np.testing.assert_array_equal(got.sample_index, idx)  # rows of the full file
+    assert set(split[got.sample_index]) == {"train"}
+    assert params["split"] == "train"  # the caller's section is not modified
+
+
+def test_cross_model_gri_table_all_ordered_pairs_on_the_chosen_layers(blobs):
+    X, y = blobs
+    params = {"split": "all", "max_samples": None, "methods": ("kmeans",), "n_concepts": 3}
+    feats = {"0": X, "1": X[:, ::-1].copy()}
+    split = np.full(len(y), "train")
+    mem = {m: cm.sampled_concepts_table(feats, y, split, params=params, seed=s)[1]
+           for m, s in (("a", 0), ("b", 1))}  # fmt: skip
+    table = cm.cross_model_gri_table(mem, ["1"], seed=0)
+    assert table.columns[0] == "model" and "model_b" in table
+    assert set(zip(table.model, table.model_b, strict=True)) == {
+        ("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")
+    }  # fmt: skip
+    assert set(table.layer) == set(table.layer_b) == {"1"}
+    same = table.query("model == 'a' and model_b == 'b'").reset_index(drop=True)
+    direct = cm.cross_model_gri(
+        {"kmeans": {"1": mem["a"]["kmeans"]["1"]}},
+        {"kmeans": {"1": mem["b"]["kmeans"]["1"]}},
+        model_b="b",
+    )
+    np.testing.assert_array_equal(same["value"].to_numpy(), direct["value"].to_numpy())

@@ -1,12 +1,12 @@
 from _common import device, model_spec, start
 
 from repaudit.io import load_checkpoint, read_dataset, write_table
-from repaudit.models.analyses import euclidean_convexity_table
-from repaudit.models.factory import build_classifier, load_encoder
-from repaudit.tables import select_samples, with_keys
+from repaudit.models.analyses import euclidean_convexity_on_split, stage_classifier
+from repaudit.models.factory import load_encoder
+from repaudit.tables import with_keys
 
 log = start(snakemake)
-p, wc, seed = dict(snakemake.params.euclidean), snakemake.wildcards, snakemake.params.seed
+p, wc, seed = snakemake.params.euclidean, snakemake.wildcards, snakemake.params.seed
 data = read_dataset(snakemake.input.data)
 encoder, head = load_encoder(
     model_spec(snakemake),
@@ -14,17 +14,14 @@ encoder, head = load_encoder(
     pooling=snakemake.params.pooling,
     seed=seed,
 )
-if wc.stage == "pretrained":  # the linear probe is the pretrained model's classifier
-    head = load_checkpoint(snakemake.input.head)["head"]
-idx = select_samples(data.labels, data.split, p["split"], p["max_samples"], seed)
-table = euclidean_convexity_table(
-    build_classifier(encoder, head),
-    data.images[idx],
-    data.labels[idx],
-    layers=p["layers"],
-    n_points=p["n_points"],
-    max_pairs=p["max_pairs"],
-    batch_size=p["batch_size"],
+# the rule's input names the linear probe for the pretrained stage only
+probe = load_checkpoint(snakemake.input.head)["head"] if snakemake.input.head else None
+table = euclidean_convexity_on_split(
+    stage_classifier(encoder, head, probe),
+    data.images,
+    data.labels,
+    data.split,
+    params=p,
     seed=seed,
     device=device(snakemake.params.device),
 )

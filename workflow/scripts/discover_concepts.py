@@ -1,17 +1,17 @@
 from _common import start
 
 from repaudit.io import read_features, write_memberships, write_table
-from repaudit.metrics.concepts import concepts_table
-from repaudit.tables import select_samples, subset, with_keys
+from repaudit.metrics.concepts import sampled_concepts_table
+from repaudit.tables import with_keys
 
 log = start(snakemake)
-p, wc, seed = dict(snakemake.params.concepts), snakemake.wildcards, snakemake.params.seed
+wc, seed = snakemake.wildcards, snakemake.params.seed
 fs = read_features(snakemake.input[0])
-idx = select_samples(fs.labels, fs.split, p.pop("split"), p.pop("max_samples"), seed)
-table, memberships = concepts_table(subset(fs.features, idx), fs.labels[idx], seed=seed, **p)
+table, memberships = sampled_concepts_table(
+    fs.features, fs.labels, fs.split, params=snakemake.params.concepts, seed=seed
+)
 for method, layers in memberships.items():
     for layer, result in layers.items():
-        result.sample_index = idx[result.sample_index] if result.sample_index is not None else idx
         log.info(
             "%s layer %s: %d concepts, noise %.2f, %.1f s",
             method,

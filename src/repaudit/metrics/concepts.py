@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from repaudit.metrics._common import as_features, kmeans, sq_dists
+from repaudit.tables import select_samples, subset, with_keys
 
 __all__ = [
     "ConceptMatch",
@@ -40,6 +41,7 @@ __all__ = [
     "concept_pair_distances",
     "concepts_table",
     "cross_model_gri",
+    "cross_model_gri_table",
     "discover_concepts",
     "generalized_rand_index",
     "generalized_rand_index_estimate",
@@ -47,6 +49,7 @@ __all__ = [
     "match_concepts",
     "one_hot",
     "pca_concepts",
+    "sampled_concepts_table",
     "sanity_score",
 ]
 
@@ -833,3 +836,57 @@ def cross_model_gri(
         "n_pairs",
     ]
     return pd.DataFrame(rows, columns=cols)
+
+
+def sampled_concepts_table(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    split: np.ndarray,
+    *,
+    params: Mapping,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, dict[str, ConceptResult]]]:
+    """:func:`concepts_table` on the config's sample of one feature file.
+
+    ``params`` is the concepts config section: ``split`` and ``max_samples`` choose the rows
+    (:func:`repaudit.tables.select_samples`, stratified and seeded, so every model of a dataset
+    sees the same images); the other keys go to :func:`concepts_table`. Each result's
+    ``sample_index`` is translated to rows of the full feature file, so memberships of
+    different models can be matched by row.
+    """
+    p = dict(params)
+    idx = select_samples(labels, split, p.pop("split"), p.pop("max_samples"), seed)
+    table, memberships = concepts_table(subset(features, idx), labels[idx], seed=seed, **p)
+    for by_layer in memberships.values():
+        for result in by_layer.values():
+            rows = result.sample_index
+            result.sample_index = idx[rows] if rows is not None else idx
+    return table, memberships
+
+
+def cross_model_gri_table(
+    memberships_by_model: Mapping[str, Mapping[str, Mapping[str, ConceptResult]]],
+    layers: Sequence[str],
+    *,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """:func:`cross_model_gri` for every ordered pair of models (A == B included), on ``layers``.
+
+    ``memberships_by_model`` maps model -> method -> layer -> result (as written by
+    :func:`sampled_concepts_table`); layers not in ``layers`` are left out. The rows of (A, B)
+    carry ``model`` = A (first column) and ``model_b`` = B.
+    """
+    keep = set(layers)
+    sets = {
+        m: {
+            method: {lay: r for lay, r in by_layer.items() if lay in keep}
+            for method, by_layer in by_method.items()
+        }
+        for m, by_method in memberships_by_model.items()
+    }
+    frames = [
+        with_keys(cross_model_gri(sets[a], sets[b], model_b=b, seed=seed), model=a)
+        for a in sets
+        for b in sets
+    ]
+    return pd.concat(frames, ignore_index=True)

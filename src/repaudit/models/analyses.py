@@ -6,13 +6,17 @@ Euclidean convexity interpolates hidden states and runs the rest of the network 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import torch
 
 from repaudit.metrics.convexity import euclidean_convexity, euclidean_convexity_rows
+from repaudit.metrics.geometry import geometry_table
 from repaudit.models.extract import to_tensor
-from repaudit.models.factory import Classifier
+from repaudit.models.factory import Classifier, build_classifier
+from repaudit.tables import select_samples, subset
 
 
 def euclidean_convexity_table(
@@ -98,3 +102,75 @@ def alignment_table(
     value = alignment(torch.cat(za).numpy(), torch.cat(zb).numpy())
     row = {"layer": "final", "metric": "alignment", "variant": "simclr_views", "value": value}
     return pd.DataFrame([{**row, "n_samples": len(images), "seed": seed}])
+
+
+def stage_classifier(
+    encoder, head: Mapping | None, probe_head: Mapping | None = None
+) -> Classifier:
+    """The classifier whose decisions Euclidean convexity follows.
+
+    A fine-tuned encoder comes with its own head; a pretrained one is read out by its linear
+    probe (``probe_head``, which then takes precedence). Heads are ``{"weight", "bias"}``.
+    """
+    chosen = probe_head if probe_head is not None else head
+    if chosen is None:
+        raise ValueError(
+            "no classifier head: a pretrained encoder needs its linear probe (probe_head), a "
+            "fine-tuned one the head stored with its weights"
+        )
+    return build_classifier(encoder, chosen)
+
+
+def euclidean_convexity_on_split(
+    classifier: Classifier,
+    images: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    *,
+    params: Mapping,
+    seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """:func:`euclidean_convexity_table` on the config's sample of one split.
+
+    ``params`` is the euclidean_convexity config section: ``split`` and ``max_samples`` choose
+    the images (:func:`repaudit.tables.select_samples`, stratified and seeded); ``layers``,
+    ``n_points``, ``max_pairs`` and ``batch_size`` go to the table function.
+    """
+    idx = select_samples(labels, split, params["split"], params["max_samples"], seed)
+    return euclidean_convexity_table(
+        classifier,
+        images[idx],
+        labels[idx],
+        layers=params["layers"],
+        n_points=params["n_points"],
+        max_pairs=params["max_pairs"],
+        batch_size=params["batch_size"],
+        seed=seed,
+        device=device,
+    )
+
+
+def geometry_alignment_table(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    split: np.ndarray,
+    encoder: torch.nn.Module,
+    images: np.ndarray,
+    *,
+    params: Mapping,
+    seed: int = 0,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Feature geometry (:func:`repaudit.metrics.geometry.geometry_table`) plus alignment.
+
+    ``params`` is the geometry config section: ``split`` and ``max_samples`` choose the images
+    (stratified, seeded); the other keys go to ``geometry_table``. Alignment needs positive
+    pairs, i.e. the encoder on two augmented views of the same images
+    (:func:`alignment_table`), so it runs on ``images`` (the dataset, rows = feature rows).
+    """
+    p = dict(params)
+    idx = select_samples(labels, split, p.pop("split"), p.pop("max_samples"), seed)
+    geometry = geometry_table(subset(features, idx), seed=seed, **p)
+    aligned = alignment_table(encoder, images[idx], seed=seed, device=device)
+    return pd.concat([geometry, aligned], ignore_index=True)

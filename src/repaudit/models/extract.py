@@ -1,14 +1,18 @@
-"""Batched per-layer feature extraction (``torch.inference_mode``, progress to stderr)."""
+"""Batched per-layer feature extraction (``torch.inference_mode``, progress to stderr) and the
+provenance that goes with a feature file."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from repaudit.models.factory import Encoder
+from repaudit.data import ImageDataset
+from repaudit.io import FeatureSet, config_hash, library_versions
+from repaudit.models.factory import Encoder, ModelSpec, data_config, state_dict_sha256
 
 
 def to_tensor(images: np.ndarray, device: str = "cpu") -> torch.Tensor:
@@ -46,3 +50,73 @@ def extract_layer_features(
         if not np.isfinite(value).all():
             raise ValueError(f"layer {name}: non-finite features; check the weights and inputs")
     return out
+
+
+def feature_provenance(
+    encoder: Encoder, spec: ModelSpec, *, stage: str, dataset: str, seed: int, config: Mapping
+) -> dict:
+    """What produced a feature file: model, weights hash, stage, dataset, seed, versions,
+    the hash of the config sections that shape the features, and the preprocessing."""
+    return {
+        "model_id": spec.model_id,
+        "model_tag": spec.timm_name,
+        "weights": spec.weights,
+        "weights_sha256": state_dict_sha256(encoder.backbone),
+        "stage": stage,
+        "dataset": dataset,
+        "seed": seed,
+        "versions": library_versions(),
+        "config_hash": config_hash(config),
+        "preprocessing": {
+            "resize": "bilinear",
+            "input_size": encoder.input_size,
+            "mean": encoder.mean.flatten().tolist(),
+            "std": encoder.std.flatten().tolist(),
+            "timm_data_config": data_config(encoder.backbone),
+        },
+    }
+
+
+def layer_attributes(encoder: Encoder, layers: Iterable[str]) -> dict[str, dict]:
+    """Index, relative depth (index / number of blocks) and pooling of every extracted layer."""
+    return {
+        name: {
+            "layer_index": i,
+            "depth": i / encoder.n_layers,
+            "pooling": encoder.layer_pooling(i) if name != "final" else "pre_logits",
+        }
+        for i, name in enumerate(layers)
+    }
+
+
+def extract_feature_set(
+    encoder: Encoder,
+    spec: ModelSpec,
+    data: ImageDataset,
+    *,
+    features: Mapping,
+    model: Mapping,
+    stage: str,
+    dataset: str,
+    seed: int,
+    device: str = "cpu",
+) -> FeatureSet:
+    """Per-layer features of ``data`` with their provenance and layer attributes.
+
+    ``features`` is the config's features section (``batch_size`` is used here) and ``model``
+    the model's row; both enter the provenance's config hash.
+    """
+    out = extract_layer_features(
+        encoder, data.images, batch_size=features["batch_size"], device=device
+    )
+    provenance = feature_provenance(
+        encoder,
+        spec,
+        stage=stage,
+        dataset=dataset,
+        seed=seed,
+        config={"features": features, "model": model},
+    )
+    return FeatureSet(
+        out, data.labels, data.ids, data.split, provenance, layer_attributes(encoder, out)
+    )
