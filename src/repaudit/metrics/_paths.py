@@ -1,4 +1,4 @@
-"""Numba kernels of graph convexity: per-pair bidirectional Dijkstra and blockwise top-m.
+"""Numba kernel of graph convexity: one bidirectional Dijkstra per sampled pair.
 
 One full single-source Dijkstra per sampled pair (or per cover vertex) visits the whole graph,
 so sampled-pair convexity (Tětková et al., arXiv 2305.17154) grew as N^2. A bidirectional

@@ -27,8 +27,8 @@ by the number of data points of the class, not by the number of paths, because p
 vertices). The definitions follow the paper's released code; the implementation is a fast, exact
 equivalent: an exact kNN from float32 Gram tiles with certified float64 re-ranking, a sparse graph
 and one bidirectional Dijkstra per sampled pair (numba), which stops once the two frontiers prove
-the shortest path and so visits a small part of the graph instead of all of it (time ~ N, not N^2,
-in the path search). An approximate kNN (NN-descent) is available and off by default.
+the shortest path and so visits a small part of the graph instead of all of it (the path search
+no longer grows as N^2). An approximate kNN (NN-descent) is available and off by default.
 """
 
 from __future__ import annotations
