@@ -139,6 +139,31 @@ def _table_anchors(
     return select_anchors(n_anchors, X=ref, method=method, seed=seed)
 
 
+def _check_anchor_args(method: str, n_anchors: int, n_train: int) -> None:
+    if method not in ANCHOR_METHODS:
+        raise ValueError(f"anchor_method must be one of {ANCHOR_METHODS}; got {method!r}.")
+    if not 1 <= n_anchors <= n_train:
+        raise ValueError(
+            f"n_anchors={n_anchors} but the train split has {n_train} rows; lower n_anchors."
+        )
+
+
+def _layer_anchors(
+    features_by_model, models, layers, lab, train_idx, n_anchors, method, seed, anchor_X
+) -> dict[str, np.ndarray]:
+    """Anchor positions per layer: one choice for all layers unless fps/kmeans pick them in
+    each layer's features (no ``anchor_X``)."""
+    per_layer = method in ("fps", "kmeans") and anchor_X is None
+    out: dict[str, np.ndarray] = {}
+    for layer in layers:
+        if per_layer or not out:
+            anchors = _table_anchors(
+                features_by_model, models, layer, lab, train_idx, n_anchors, method, seed, anchor_X
+            )
+        out[layer] = anchors
+    return out
+
+
 def relative_table(
     features_by_model: Mapping[str, Mapping[str, np.ndarray]],
     labels,
@@ -183,12 +208,7 @@ def relative_table(
     n_test = test_idx.size
     k = _check_k(k, n_test, "relative_table (k)", self_excluded=False)
     mutual_k = _check_k(mutual_k, n_test, "relative_table (mutual_k)", self_excluded=True)
-    if anchor_method not in ANCHOR_METHODS:
-        raise ValueError(f"anchor_method must be one of {ANCHOR_METHODS}; got {anchor_method!r}.")
-    if not 1 <= n_anchors <= train_idx.size:
-        raise ValueError(
-            f"n_anchors={n_anchors} but the train split has {train_idx.size} rows; lower n_anchors."
-        )
+    _check_anchor_args(anchor_method, n_anchors, train_idx.size)
     rel_params = {
         "n_anchors": n_anchors,
         "anchor_method": anchor_method,
@@ -214,20 +234,11 @@ def relative_table(
             }
         )
 
-    anchors = None
+    anchors_by_layer = _layer_anchors(
+        features_by_model, models, layers, lab, train_idx, n_anchors, anchor_method, seed, anchor_X
+    )
     for layer in layers:
-        if anchors is None or (anchor_method in ("fps", "kmeans") and anchor_X is None):
-            anchors = _table_anchors(
-                features_by_model,
-                models,
-                layer,
-                lab,
-                train_idx,
-                n_anchors,
-                anchor_method,
-                seed,
-                anchor_X,
-            )
+        anchors = anchors_by_layer[layer]
         width, centered, gram_norm, factors, abs_t, knn_self = {}, {}, {}, {}, {}, {}
         unit, T = {}, {}  # keyed by (variant, model)
         for m in models:
@@ -338,12 +349,7 @@ def stitching_table(
     models, layers, lab, train_idx, test_idx = _prepare_tables(
         features_by_model, labels, split, layers
     )
-    if anchor_method not in ANCHOR_METHODS:
-        raise ValueError(f"anchor_method must be one of {ANCHOR_METHODS}; got {anchor_method!r}.")
-    if not 1 <= n_anchors <= train_idx.size:
-        raise ValueError(
-            f"n_anchors={n_anchors} but the train split has {train_idx.size} rows; lower n_anchors."
-        )
+    _check_anchor_args(anchor_method, n_anchors, train_idx.size)
     unknown = [v for v in variants if v not in STITCHING_VARIANTS]
     if unknown or not variants or len(set(variants)) != len(variants):
         raise ValueError(
@@ -355,20 +361,11 @@ def stitching_table(
         seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size, hidden=hidden, device=device
     )
     frames = []
-    anchors = None
+    anchors_by_layer = _layer_anchors(
+        features_by_model, models, layers, lab, train_idx, n_anchors, anchor_method, seed, anchor_X
+    )
     for layer in layers:
-        if anchors is None or (anchor_method in ("fps", "kmeans") and anchor_X is None):
-            anchors = _table_anchors(
-                features_by_model,
-                models,
-                layer,
-                lab,
-                train_idx,
-                n_anchors,
-                anchor_method,
-                seed,
-                anchor_X,
-            )
+        anchors = anchors_by_layer[layer]
         # train rows first, then test: one projection per model serves both splits (the anchor
         # statistics are computed once), and anchor positions index the train rows
         feats = {m: _features(features_by_model, m, layer, rows) for m in models}
