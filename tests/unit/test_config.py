@@ -148,6 +148,17 @@ def test_missing_image_folder(cfg, tmp_path):
     one_line_error(e, "datasets.photos", "'root'", "required")
 
 
+def test_relative_image_folder_is_checked_from_the_working_directory(cfg, tmp_path, monkeypatch):
+    """Snakemake runs in the repository: a relative root is looked up from there."""
+    monkeypatch.chdir(tmp_path)
+    cfg["datasets"]["folder"] = {"kind": "imagefolder", "root": "no/such/folder", "image_size": 16}
+    with pytest.raises(ConfigError) as e:
+        validate_config(copy.deepcopy(cfg), SCHEMA)
+    one_line_error(e, "datasets.folder.root", "'no/such/folder'", "class sub-folders")
+    (tmp_path / "no/such/folder").mkdir(parents=True)
+    validate_config(cfg, SCHEMA)
+
+
 def test_torchvision_root_missing_without_download(cfg, tmp_path):
     root = str(tmp_path / "cifar")
     cfg["datasets"]["cifar"] = {"kind": "torchvision", "name": "CIFAR10", "image_size": 32}
@@ -248,12 +259,32 @@ def test_unknown_architecture_suggests(tmp_path):
     one_line_error(e, "'resnet_5O'", "did you mean", "resnet50")
 
 
+def test_unknown_architecture_without_close_match(tmp_path):
+    path = sheet(tmp_path, row("r", "resnet_does_not_exist"))
+    with pytest.raises(ConfigError) as e:
+        read_models(path, MODELS_SCHEMA)
+    msg = one_line_error(e, "'r'", "'resnet_does_not_exist'", "timm.list_models()", str(path))
+    assert "did you mean" not in msg
+
+
 def test_missing_checkpoint(tmp_path):
     missing = str(tmp_path / "nowhere.pt")
     path = sheet(tmp_path, row("local", weights="checkpoint", ckpt=missing))
     with pytest.raises(ConfigError) as e:
         read_models(path, MODELS_SCHEMA)
     one_line_error(e, "'local'", missing, "fix the path")
+
+
+def test_relative_checkpoint_is_checked_from_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the sheet lives in config/, as in the repository
+    (tmp_path / "config").mkdir()
+    path = sheet(tmp_path / "config", row("local", weights="checkpoint", ckpt="weights/missing.pt"))
+    with pytest.raises(ConfigError) as e:
+        read_models(path, MODELS_SCHEMA)
+    one_line_error(e, "'local'", "'weights/missing.pt'", "fix the path")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights/missing.pt").write_bytes(b"x")
+    assert read_models(path, MODELS_SCHEMA).index.tolist() == ["local"]
 
 
 def test_hub_without_tag(tmp_path):
