@@ -148,3 +148,25 @@ def test_replication_figure(tmp_path):
     texts = " ".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
     assert "no published number: C9" in texts and "inconsistent" in texts
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4  # one panel per statistic
+
+
+def test_a_published_number_about_one_member_is_compared_with_that_member(registry_claims):
+    c1 = [c for c in registry_claims if c.id == "C1"]
+    assert c1[0].published["member"] == "metric=participation_ratio_normalised"
+    summary = pd.DataFrame(
+        {"claim": ["C1"], "estimate": [0.6], "raw_estimate": [0.8], "ci_low": [0.2],
+         "ci_high": [0.9], "n_units": [12]}
+    )  # fmt: skip
+    details = {
+        "C1": pd.DataFrame(
+            {"member": ["metric=alpha_req", "metric=participation_ratio_normalised"],
+             "estimate": [0.6, 0.05], "raw_r": [0.8, 0.1], "ci_low": [0.2, -0.5],
+             "ci_high": [0.9, 0.6], "n": [12, 12]}
+        )
+    }  # fmt: skip
+    row = C.replication_table(summary, c1, details=details).iloc[0]
+    assert row["our_value"] == 0.1 and row["verdict"] == "consistent"
+    missing = C.replication_table(summary, c1, details={}).iloc[0]
+    assert (
+        missing["verdict"] == "cannot tell" and "participation_ratio_normalised" in missing["why"]
+    )

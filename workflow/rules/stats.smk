@@ -105,6 +105,7 @@ rule plot_figure:
 rule replication:
     input:
         summary="results/stats/claims.tsv",
+        details=expand("results/stats/{claim}.tsv", claim=claim_ids()),
         metrics="results/tables/metrics.tsv",
         registry=config["claims"]["registry"],
     output:

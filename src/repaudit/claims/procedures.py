@@ -18,8 +18,8 @@ association *within* those factors, and the raw cross-model figure stays in the 
 ``ordinal_association`` Spearman of an ordered level (e.g. supervision) with a value, within
                         design strata.
 ``group_difference``    group a − group b within design strata, stratified permutation p.
-``nested_regression``   gain in adjusted R² of a predictor block over base + design factors,
-                        nested F-test, unit-level bootstrap interval.
+``nested_regression``   partial R² of a predictor block beyond base + design factors, nested
+                        F-test, unit-level bootstrap interval.
 ``spread_contrast``     normalised spread of two metrics over a factor (synthetic studies).
 ``property_change``     normalised change of a metric over a factor (synthetic studies).
 
@@ -417,19 +417,21 @@ def _wide(table: Table, sel: Mapping, on: Sequence[str], what: str, carry=()) ->
     return wide
 
 
-def _adj_r2_gain(y: np.ndarray, base: np.ndarray, block: np.ndarray) -> float:
-    """Adjusted R² of [1, base, block] minus that of [1, base]."""
+def _partial_r2(y: np.ndarray, base: np.ndarray, block: np.ndarray) -> float:
+    """Share of the variance [1, base] leaves that the block explains: 1 − RSS_full / RSS_base.
+
+    On the scale of the F-test and of its minimum detectable effect; unlike a gain in total
+    R², it is not made small by design factors that already explain most of y.
+    """
     n = y.size
 
-    def adj(X: np.ndarray) -> float:
+    def rss(X: np.ndarray) -> float:
         Xi = np.column_stack([np.ones(n), X])
         coef, *_ = np.linalg.lstsq(Xi, y, rcond=None)
-        rss = float(np.sum((y - Xi @ coef) ** 2))
-        tss = float(np.sum((y - y.mean()) ** 2))
-        k = np.linalg.matrix_rank(Xi)
-        return 1 - (rss / tss) * (n - 1) / max(n - k, 1)
+        return float(np.sum((y - Xi @ coef) ** 2))
 
-    return adj(np.column_stack([base, block])) - adj(base)
+    base_rss = rss(base)
+    return 1.0 - rss(np.column_stack([base, block])) / base_rss if base_rss > 0 else np.nan
 
 
 def _mde_partial_r2(q: int, dof: int, alpha: float, power: float = 0.8) -> float:
@@ -448,11 +450,14 @@ def _mde_partial_r2(q: int, dof: int, alpha: float, power: float = 0.8) -> float
 
 
 def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> Outcome:
-    """Gain in adjusted R² of a predictor block over base predictors and design factors.
+    """Partial R² of a predictor block beyond base predictors and design factors.
 
-    The nested F-test gives p; a unit-level bootstrap gives the (1 − α) and (1 − 2α)
-    percentile intervals of the gain; ``mde`` is the smallest partial R² of the block the
-    F-test detects with 80 % power at this n.
+    The estimate is the share of the variance left by [1, base, design] that the block
+    explains; the nested F-test gives p; a unit-level bootstrap gives the (1 − α) and (1 − 2α)
+    percentile intervals; ``mde`` is the smallest partial R² the F-test detects with 80 %
+    power at this n. With few residual df the partial R² is biased upward (conservative for a
+    "negligible" claim; a "direction" claim also needs the F-test's p). ``raw_r2`` is the R² of
+    base + block alone, the figure the papers report.
     """
     on, common = p["units"], p.get("common")
     control = _carry(table, p.get("control_for", []))
@@ -484,7 +489,7 @@ def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
     except ValueError as err:
         out.members.append(_failed("all", len(data), n_obs, err))
         return out
-    est = _adj_r2_gain(yv, X_base, X_block)
+    est = _partial_r2(yv, X_base, X_block)
     # The papers report the R² of their predictors alone (no design factors): the raw figure.
     raw_X = np.column_stack([data[base_terms].to_numpy(), X_block]) if base_terms else X_block
     try:
@@ -497,7 +502,7 @@ def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
     for _ in range(int(p.get("n_boot", 2_000))):
         idx = rng.integers(0, n, n)
         if np.ptp(yv[idx]) > 0:
-            boots.append(_adj_r2_gain(yv[idx], X_base[idx], X_block[idx]))
+            boots.append(_partial_r2(yv[idx], X_base[idx], X_block[idx]))
     q, dof = X_block.shape[1], int(res.extras["df_den"])
     row = {
         "member": "all",
@@ -511,7 +516,7 @@ def nested_regression(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
         "eq_high": float(np.quantile(boots, 1 - alpha)),
         "mde": _mde_partial_r2(q, dof, alpha),
         "note": note,
-        "method": "gain in adjusted R2 of the block, nested F-test p, unit bootstrap CI",
+        "method": "partial R2 of the block, nested F-test p, unit bootstrap CI",
         "delta_r2": res.estimate,
         "raw_r2": raw_r2,
         "r2_full": res.extras["r2_full"],

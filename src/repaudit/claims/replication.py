@@ -72,6 +72,19 @@ def _verdict(ours: float, pi: tuple, d33: float, d33_p: float, alpha: float):
     return "inconsistent", "outside the 95 % prediction interval"
 
 
+def _our_row(claim: Claim, pub: Mapping, summary_row, details) -> Mapping | None:
+    """The summary row, or the family member the paper's number is about (e.g. one metric)."""
+    member = pub.get("member")
+    if member is None or summary_row is None:
+        return summary_row
+    det = (details or {}).get(claim.id)
+    if det is None or det.empty or member not in set(det["member"]):
+        return None
+    row = det[det["member"] == member].iloc[0].to_dict()
+    raw = [row[c] for c in ("raw_r", "raw_mean", "raw_difference", "raw_r2") if c in row]
+    return {**row, "n_units": row["n"], "raw_estimate": raw[0] if raw else np.nan}
+
+
 def _claim_row(claim: Claim, pub: Mapping, summary_row: Mapping | None, alpha: float) -> dict:
     row = dict.fromkeys(COLUMNS, np.nan)
     row.update(
@@ -86,7 +99,8 @@ def _claim_row(claim: Claim, pub: Mapping, summary_row: Mapping | None, alpha: f
         row.update(verdict="cannot tell", why=f"no published number: {pub.get('note', '')}")
         return row
     if summary_row is None or not np.isfinite(summary_row["estimate"]):
-        row.update(verdict="cannot tell", why="no estimate in this run (no data or not testable)")
+        what = f" for {pub['member']}" if pub.get("member") else ""
+        row.update(verdict="cannot tell", why=f"no estimate{what} in this run")
         return row
     # The papers report uncontrolled cross-model figures: compare like with like.
     raw = summary_row.get("raw_estimate", np.nan)
@@ -181,6 +195,7 @@ def replication_table(
     summary: pd.DataFrame,
     claims: Sequence[Claim],
     metrics: pd.DataFrame | None = None,
+    details: Mapping[str, pd.DataFrame] | None = None,
     *,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
@@ -192,13 +207,16 @@ def replication_table(
     claims : the registry's claims, in order; each claim's ``published`` entry is the paper's
         number (a claim without one gets a ``cannot tell`` row that says so).
     metrics : the metrics table, for exact-value checks (optional).
+    details : claim id -> per-member details, for a published number about one member of a
+        family (``published.member``, e.g. one geometry metric of C1).
     alpha : level of the small-telescopes test.
     """
     by_id = {r["claim"]: r for r in summary.to_dict("records")}
     rows = []
     for claim in claims:
         pub = claim.published or {"value": None, "note": "none recorded in the registry"}
-        rows.append(_claim_row(claim, pub, by_id.get(claim.id), alpha))
+        ours = _our_row(claim, pub, by_id.get(claim.id), details)
+        rows.append(_claim_row(claim, pub, ours, alpha))
         if metrics is not None:
             rows += _exact_rows(claim, pub, metrics)
     return pd.DataFrame(rows, columns=COLUMNS)
