@@ -130,6 +130,8 @@ def _claim_row(claim: Claim, pub: Mapping, summary_row: Mapping | None, alpha: f
         return row
     pi = stats.replication_interval(value, ours, **kw, confidence=0.95)
     d33, d33_p = stats.small_telescopes(value, ours, **kw, alpha=alpha)
+    if claim.rule.kind != "direction":  # an original "no effect" has no d33 to fall short of
+        d33 = d33_p = np.nan
     verdict, why = _verdict(ours, pi, d33, d33_p, alpha)
     if pub.get("note"):
         why += f"; {pub['note']}"
