@@ -485,7 +485,7 @@ def graph_convexity(
     device: str = "cpu",
     knn: str = "exact",
 ) -> ConvexityResult:
-    """Graph convexity of class regions (Tětková et al., arXiv 2305.17154; spec §1.2).
+    """Graph convexity of class regions (Tětková et al., arXiv:2305.17154, Sec. 2).
 
     Steps, as in the paper's code:
 
@@ -525,9 +525,9 @@ def graph_convexity(
     Returns
     -------
     ConvexityResult
-        Scores in %. If the graph has no edges (e.g. all features identical, the degenerate
-        CLS token at layer 0, spec §1.6.1) the result is *undefined*: NaN scores and a ``note``,
-        rather than the paper code's misleading 0 %.
+        Scores in %. If the graph has no edges (e.g. all features identical, as the ViT's CLS
+        token at layer 0, the same vector for every image) the result is *undefined*: NaN
+        scores and a ``note``, rather than the paper code's misleading 0 %.
 
     Notes
     -----
@@ -562,7 +562,7 @@ def permutation_chance(
     device: str = "cpu",
     knn: str = "exact",
 ) -> tuple[float, float]:
-    """Chance level of graph convexity by label permutation (spec §1.6.6).
+    """Chance level of graph convexity by label permutation (not 1/C: direct edges score 1).
 
     Chance is not ``1/C``: direct edges score 1 and ``k`` shifts the level. The labels are
     permuted ``n_permutations`` times (class sizes kept) on the same kNN graph, which is built
@@ -627,7 +627,7 @@ def euclidean_convexity(
     seed: int = 0,
     batch_size: int = 256,
 ) -> ConvexityResult:
-    """Euclidean convexity of class regions (Tětková et al., arXiv 2305.17154; spec §1.2).
+    """Euclidean convexity of class regions (Tětková et al., arXiv:2305.17154, Sec. 2).
 
     For each class ``c``, ``min(max_pairs, |C_c|(|C_c|-1)/2)`` unordered pairs are sampled
     without replacement (:func:`sample_pairs`). For each pair the interior points
@@ -742,7 +742,8 @@ def convexity_table(
     Parameters
     ----------
     features : dict
-        layer name -> (n_samples, n_features) features (pooled as in spec §1.3).
+        layer name -> (n_samples, n_features) features (pooled as for graph convexity: CLS
+        for ViTs, patch or channel mean otherwise).
     labels : array-like of int, shape (n_samples,)
         Ground-truth labels.
     k, max_paths, seed, device, knn
