@@ -521,14 +521,19 @@ def nested_f_test(y, X_base, X_block) -> StatResult:
 _Z_POWER = 0.8416212335729143  # z_{0.8}: 80 % power
 
 
-def design_dummies(factors, n: int | None = None) -> np.ndarray:
-    """Drop-first dummy columns of categorical design factors, collinear columns removed.
+def design_dummies(factors, n: int | None = None, *, coding: str = "dummy") -> np.ndarray:
+    """Columns coding categorical design factors, collinear columns removed.
 
-    ``factors`` is a DataFrame (one column per factor, one row per unit) or None. Factors
-    with one level add nothing; a column that is a linear combination of earlier ones (e.g.
-    input size when every architecture has its own size) is dropped, so the result has full
-    column rank together with an intercept.
+    ``factors`` is a DataFrame (one column per factor, one row per unit) or None. ``coding``
+    ``"dummy"`` gives drop-first indicators; ``"effect"`` gives sum-to-zero codes (level minus
+    first level), with which an OLS intercept is the unweighted mean over each factor's levels.
+    Factors with one level add nothing; a column that is a linear combination of earlier ones
+    (e.g. input size when every architecture has its own size) is dropped, so the result has
+    full column rank together with an intercept. ``n`` sizes the empty result when ``factors``
+    is None.
     """
+    if coding not in ("dummy", "effect"):
+        raise ValueError(f"coding must be 'dummy' or 'effect'; got {coding!r}.")
     if factors is None or len(getattr(factors, "columns", [])) == 0:
         return np.empty((n if factors is None else len(factors), 0))
     cols: list[np.ndarray] = []
@@ -536,8 +541,11 @@ def design_dummies(factors, n: int | None = None) -> np.ndarray:
     base = np.ones((n, 1))
     for name in factors.columns:
         codes = pd.Series(factors[name]).astype(str).to_numpy()
-        for level in np.unique(codes)[1:]:
+        levels = np.unique(codes)
+        for level in levels[1:]:
             cand = (codes == level).astype(np.float64)
+            if coding == "effect":
+                cand -= codes == levels[0]
             trial = np.column_stack([base, *cols, cand])
             if np.linalg.matrix_rank(trial) == trial.shape[1]:
                 cols.append(cand)
@@ -669,27 +677,20 @@ def stratified_correlation(
 
 
 def adjusted_mean(d, factors=None, *, confidence: float = 0.95) -> StatResult:
-    """Mean of a per-unit quantity with every design stratum weighted equally, t interval.
+    """Mean of a per-unit quantity with every design level weighted equally, t interval.
 
     OLS of d on an intercept and sum-to-zero (effect) codes of the design factors; the
-    estimate is the intercept, the mean of the stratum means when the factors are one factor
-    (or balanced), so an unbalanced zoo does not let its largest architecture decide. Without
+    estimate is the intercept: for one factor the unweighted mean of its level means, for
+    several the same in the additive model, so an unbalanced zoo does not let its largest
+    architecture decide. Without
     factors it is the one-sample t-test. ``extras``: the raw mean, df, se, (1 − 2α) interval
     (``eq_low``, ``eq_high``) and ``mde``. Needs n ≥ k + 2 units.
     """
     confidence = _check_confidence(confidence)
     d = _vector(d, "d")
     n = d.size
-    Z = design_dummies(factors, n)
-    if Z.shape[1]:
-        Z = Z - Z.mean(axis=0)  # centred dummies: the intercept is the equal-weight mean
-        if factors is not None and factors.shape[1] == 1:
-            # One factor: effect codes make the intercept the unweighted mean of cell means.
-            codes = strata_codes(factors)
-            levels = np.unique(codes)
-            Z = np.column_stack(
-                [(codes == lv).astype(float) - (codes == levels[0]) for lv in levels[1:]]
-            )
+    # Effect codes: the intercept is the unweighted mean over each factor's levels.
+    Z = design_dummies(factors, n, coding="effect")
     k = Z.shape[1]
     dof = n - 1 - k
     if dof < 1:

@@ -424,3 +424,17 @@ def test_as_dict_flattens_extras():
     d = stats.adjusted_mean([1.0, 2, 4]).as_dict()
     assert {"estimate", "ci_low", "ci_high", "p", "n", "method", "raw_mean", "mde"} <= set(d)
     assert all(isinstance(d[k], float) for k in ("estimate", "ci_low", "ci_high", "p"))
+
+
+def test_adjusted_mean_with_two_crossed_factors_is_the_sum_coded_intercept():
+    rng = np.random.default_rng(4)
+    arch = np.array(list("aaabbbbccd"))
+    size = np.array([32, 48, 32, 32, 32, 48, 48, 32, 48, 32])
+    d = rng.normal(size=10) + (arch == "a") * 3.0 + (size == 48) * 1.0
+    f = pd.DataFrame({"architecture": arch, "input_size": size})
+    res = stats.adjusted_mean(d, f)
+    frame = pd.DataFrame({"d": d, "a": arch, "s": size})
+    fit = smf.ols("d ~ C(a, Sum) + C(s, Sum)", frame).fit()
+    assert res.estimate == pytest.approx(fit.params["Intercept"])
+    assert res.p == pytest.approx(fit.pvalues["Intercept"])
+    assert res.extras["n_design_columns"] == 4
