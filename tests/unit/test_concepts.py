@@ -517,3 +517,31 @@ def test_cross_model_gri_table_all_ordered_pairs_on_the_chosen_layers(blobs):
         model_b="b",
     )
     np.testing.assert_array_equal(same["value"].to_numpy(), direct["value"].to_numpy())
+
+
+def test_discover_concepts_is_the_same_with_one_and_two_threads():
+    """UMAP + HDBSCAN memberships do not depend on BLAS, numba or torch thread counts.
+
+    Overlapping classes, so that rounding differences would move points between concepts.
+    """
+    import numba
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    X, _ = make_blobs(300, centers=4, n_features=24, cluster_std=4.0, random_state=7)
+    X = X.astype(np.float32)
+    runs = []
+    numba_before, torch_before = numba.get_num_threads(), torch.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            torch.set_num_threads(threads)
+            with threadpool_limits(threads):
+                runs.append(discover_concepts(X, seed=0, **UMAP_SMALL))
+    finally:
+        numba.set_num_threads(numba_before)
+        torch.set_num_threads(torch_before)
+    one, two = runs
+    assert one.n_concepts >= 2
+    np.testing.assert_array_equal(one.labels, two.labels)
+    np.testing.assert_array_equal(one.memberships, two.memberships)
