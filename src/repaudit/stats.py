@@ -893,6 +893,17 @@ def _from_z(z: float, statistic: str) -> float:
     return r * r * np.sign(r) if statistic == "r2" else r
 
 
+def _can_compare(statistic, n_original, n_ours, se_original, se_ours) -> bool:
+    """Correlations need both n (> 3); other statistics both standard errors."""
+    if statistic in _CORRELATIONS:
+        return bool(n_original and n_ours and n_original > 3 and n_ours > 3)
+    return (
+        se_original is not None
+        and se_ours is not None
+        and np.isfinite([se_original, se_ours]).all()
+    )
+
+
 def replication_interval(
     original: float,
     ours: float,
@@ -912,14 +923,12 @@ def replication_interval(
     a draw. Returns (low, high); NaN where the inputs needed are missing.
     """
     q = sps.norm.ppf(0.5 + _check_confidence(confidence) / 2)
+    if not _can_compare(statistic, n_original, n_ours, se_original, se_ours):
+        return float("nan"), float("nan")
     if statistic in _CORRELATIONS:
-        if not (n_original and n_ours and n_original > 3 and n_ours > 3):
-            return float("nan"), float("nan")
         half = q * np.sqrt(1 / (n_original - 3) + 1 / (n_ours - 3))
         z = _z_of(original, statistic)
         return _from_z(z - half, statistic), _from_z(z + half, statistic)
-    if se_original is None or se_ours is None or not np.isfinite([se_original, se_ours]).all():
-        return float("nan"), float("nan")
     half = q * np.sqrt(se_original**2 + se_ours**2)
     return float(original - half), float(original + half)
 
@@ -945,14 +954,12 @@ def small_telescopes(
     """
     k = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(1 / 3)  # 1.96 − 0.43 = 1.53
     sign = 1.0 if original >= 0 else -1.0
+    if not _can_compare(statistic, n_original, n_ours, se_original, se_ours):
+        return float("nan"), float("nan")
     if statistic in _CORRELATIONS:
-        if not (n_original and n_ours and n_original > 3 and n_ours > 3):
-            return float("nan"), float("nan")
         z33 = k / np.sqrt(n_original - 3)
         d33 = _from_z(sign * z33, statistic)
         stat = (sign * _z_of(ours, statistic) - z33) * np.sqrt(n_ours - 3)
         return float(d33), float(sps.norm.cdf(stat))
-    if se_original is None or se_ours is None or not np.isfinite([se_original, se_ours]).all():
-        return float("nan"), float("nan")
     d33 = sign * k * se_original
     return float(d33), float(sps.norm.cdf((sign * ours - abs(d33)) / se_ours))

@@ -95,6 +95,26 @@ def _families(df: pd.DataFrame, family_by: Sequence[str]):
         yield member_label(dict(zip(family_by, vals, strict=True)), family_by), sub
 
 
+def _per_member(data, family_by, n_obs, test, extras=None) -> list[dict]:
+    """One row per family member: ``test(sub)`` -> StatResult (plus ``extras(sub)`` columns),
+    or the reason it could not run."""
+    rows = []
+    for member, sub in _families(data, family_by):
+        try:
+            res = test(sub)
+        except ValueError as err:
+            rows.append(_failed(member, _count_units(sub), n_obs(sub), err))
+            continue
+        rows.append({**_row(member, res, n_obs(sub)), **(extras(sub) if extras else {})})
+    return rows
+
+
+def _count_units(sub: pd.DataFrame) -> int:
+    if "model_b" in sub.columns:
+        return len(set(sub["model"]) | set(sub["model_b"]))
+    return len(sub)
+
+
 def _unit_ids(df: pd.DataFrame) -> set[str]:
     ids: set[str] = set()
     for col in ("model", "model_b", "architecture"):
@@ -111,6 +131,14 @@ def _factors(df: pd.DataFrame, control: Sequence[str]) -> pd.DataFrame | None:
 
 def _carry(table: Table, control: Sequence[str]) -> list[str]:
     return [c for c in control if table.has(c)]
+
+
+def _rows_1(sub: pd.DataFrame) -> int:
+    return int(sub["n_rows"].sum())
+
+
+def _rows_xy(sub: pd.DataFrame) -> int:
+    return int(sub["n_rows_x"].sum() + sub["n_rows_y"].sum())
 
 
 def _is_dyadic(units: Sequence[str]) -> bool:
@@ -131,24 +159,20 @@ def correlation(table: Table, p: Mapping, *, alpha: float, seed: int) -> Outcome
     data = x.merge(y[[*on, "value", "n_rows"]], on=on, suffixes=("_x", "_y"))
     if data.empty:
         raise NoData(f"x and y share no units on {on}")
-    out = Outcome(units=_unit_ids(data))
-    for member, sub in _families(data, family_by):
-        n_obs = int(sub["n_rows_x"].sum() + sub["n_rows_y"].sum())
-        try:
-            res = stats.stratified_correlation(
-                sub["value_x"].to_numpy(),
-                sub["value_y"].to_numpy(),
-                _factors(sub, control),
-                method=p.get("method", "pearson"),
-                n_perm=int(p.get("n_perm", 10_000)),
-                confidence=1 - alpha,
-                seed=seed,
-            )
-        except ValueError as err:
-            out.members.append(_failed(member, len(sub), n_obs, err))
-            continue
-        out.members.append(_row(member, res, n_obs))
-    return out
+
+    def test(sub):
+        return stats.stratified_correlation(
+            sub["value_x"].to_numpy(),
+            sub["value_y"].to_numpy(),
+            _factors(sub, control),
+            method=p.get("method", "pearson"),
+            n_perm=int(p.get("n_perm", 10_000)),
+            confidence=1 - alpha,
+            seed=seed,
+        )
+
+    rows = _per_member(data, family_by, _rows_xy, test)
+    return Outcome(rows, units=_unit_ids(data))
 
 
 def _difference(sub: pd.DataFrame, diff: np.ndarray, on, control, p, alpha, seed):
@@ -176,25 +200,16 @@ def paired_difference(table: Table, p: Mapping, *, alpha: float, seed: int) -> O
     data = data.rename(columns={"value_x": "value_a", "value_y": "value_b"})
     if data.empty:
         raise NoData(f"a and b share no units on {[*on, *family_by]}")
-    out = Outcome(units=_unit_ids(data))
-    for member, sub in _families(data, family_by):
-        n_obs = int(sub["n_rows_x"].sum() + sub["n_rows_y"].sum())
+
+    def test(sub):
         diff = sub["value_a"].to_numpy() - sub["value_b"].to_numpy()
-        try:
-            res = _difference(sub, diff, on, control, p, alpha, seed)
-        except ValueError as err:
-            out.members.append(_failed(member, _n_units(sub, on), n_obs, err))
-            continue
-        row = _row(member, res, n_obs)
-        row.update(mean_a=float(sub["value_a"].mean()), mean_b=float(sub["value_b"].mean()))
-        out.members.append(row)
-    return out
+        return _difference(sub, diff, on, control, p, alpha, seed)
 
+    def means(sub):
+        return {"mean_a": float(sub["value_a"].mean()), "mean_b": float(sub["value_b"].mean())}
 
-def _n_units(sub: pd.DataFrame, on: Sequence[str]) -> int:
-    if _is_dyadic(on):
-        return len(set(sub["model"]) | set(sub["model_b"]))
-    return len(sub)
+    rows = _per_member(data, family_by, _rows_xy, test, means)
+    return Outcome(rows, units=_unit_ids(data))
 
 
 def _chance_levels(table: Table, ref: Mapping) -> pd.Series:
@@ -228,21 +243,19 @@ def threshold(table: Table, p: Mapping, *, alpha: float, seed: int) -> Outcome:
             raise NoData("reference: no chance level for the selected datasets")
     else:
         data["reference"] = float(ref)
-    out = Outcome(units=_unit_ids(data))
-    for member, sub in _families(data, family_by):
-        n_obs = int(sub["n_rows"].sum())
+
+    def test(sub):
         diff = sub["value"].to_numpy() - sub["reference"].to_numpy()
-        try:
-            res = _difference(sub, diff, on, control, p, alpha, seed)
-        except ValueError as err:
-            out.members.append(_failed(member, _n_units(sub, on), n_obs, err))
-            continue
-        row = _row(member, res, n_obs)
-        row.update(
-            mean_value=float(sub["value"].mean()), mean_reference=float(sub["reference"].mean())
-        )
-        out.members.append(row)
-    return out
+        return _difference(sub, diff, on, control, p, alpha, seed)
+
+    def means(sub):
+        return {
+            "mean_value": float(sub["value"].mean()),
+            "mean_reference": float(sub["reference"].mean()),
+        }
+
+    rows = _per_member(data, family_by, _rows_1, test, means)
+    return Outcome(rows, units=_unit_ids(data))
 
 
 def _slopes_test(per_unit: pd.DataFrame, control, alpha, n_obs, member, note=""):
@@ -341,28 +354,27 @@ def ordinal_association(table: Table, p: Mapping, *, alpha: float, seed: int) ->
     if data.empty:
         raise NoData(f"no selected unit has a level in {cols} listed in levels.map")
     note = f"{unmapped} unit(s) without a level were dropped" if unmapped else ""
-    out = Outcome(note=note, units=_unit_ids(data))
-    for member, sub in _families(data, family_by):
-        n_obs = int(sub["n_rows"].sum())
-        try:
-            res = stats.stratified_correlation(
-                sub["level"].to_numpy(),
-                sub["value"].to_numpy(),
-                _factors(sub, control),
-                method="spearman",
-                n_perm=int(p.get("n_perm", 10_000)),
-                confidence=1 - alpha,
-                seed=seed,
-            )
-        except ValueError as err:
-            out.members.append(_failed(member, len(sub), n_obs, err))
-            continue
-        row = _row(member, res, n_obs)
+
+    def test(sub):
+        return stats.stratified_correlation(
+            sub["level"].to_numpy(),
+            sub["value"].to_numpy(),
+            _factors(sub, control),
+            method="spearman",
+            n_perm=int(p.get("n_perm", 10_000)),
+            confidence=1 - alpha,
+            seed=seed,
+        )
+
+    def level_means(sub):
+        out = {}
         for lvl, grp in sub.groupby("level"):
-            row[f"mean_at_level_{lvl:g}"] = float(grp["value"].mean())
-            row[f"n_at_level_{lvl:g}"] = len(grp)
-        out.members.append(row)
-    return out
+            out[f"mean_at_level_{lvl:g}"] = float(grp["value"].mean())
+            out[f"n_at_level_{lvl:g}"] = len(grp)
+        return out
+
+    rows = _per_member(data, family_by, _rows_1, test, level_means)
+    return Outcome(rows, note=note, units=_unit_ids(data))
 
 
 def group_difference(table: Table, p: Mapping, *, alpha: float, seed: int) -> Outcome:
@@ -387,23 +399,18 @@ def group_difference(table: Table, p: Mapping, *, alpha: float, seed: int) -> Ou
     data = data.dropna(subset=["group"])
     if data.empty:
         raise NoData(f"no selected unit falls in group a or b by {gr['columns']}")
-    out = Outcome(units=_unit_ids(data))
-    for member, sub in _families(data, family_by):
-        n_obs = int(sub["n_rows"].sum())
-        try:
-            res = stats.adjusted_difference(
-                sub["value"].to_numpy(),
-                sub["group"].to_numpy(),
-                _factors(sub, control),
-                n_perm=int(p.get("n_perm", 10_000)),
-                confidence=1 - alpha,
-                seed=seed,
-            )
-        except ValueError as err:
-            out.members.append(_failed(member, len(sub), n_obs, err))
-            continue
-        out.members.append(_row(member, res, n_obs))
-    return out
+
+    def test(sub):
+        return stats.adjusted_difference(
+            sub["value"].to_numpy(),
+            sub["group"].to_numpy(),
+            _factors(sub, control),
+            n_perm=int(p.get("n_perm", 10_000)),
+            confidence=1 - alpha,
+            seed=seed,
+        )
+
+    return Outcome(_per_member(data, family_by, _rows_1, test), units=_unit_ids(data))
 
 
 def _wide(table: Table, sel: Mapping, on: Sequence[str], what: str, carry=()) -> pd.DataFrame:
