@@ -970,6 +970,23 @@ def _fmt(v: float) -> str:
     return "n/a" if not np.isfinite(v) else f"{v:.3g}"
 
 
+def _row_panels(df: pd.DataFrame, group: str, width: float, heights: tuple):
+    """A figure with one panel per value of ``group`` (in order of appearance), each as tall as
+    its rows: ``heights`` = (per row, per panel, fixed) inches. Yields (axis, value, rows)."""
+    groups = list(dict.fromkeys(df[group]))
+    counts = [int((df[group] == g).sum()) for g in groups]
+    per_row, per_panel, fixed = heights
+    fig = _figure(width, per_row * len(df) + per_panel * len(groups) + fixed)
+    axes = np.atleast_1d(
+        fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": counts}).ravel()
+    )
+    panels = [
+        (ax, g, df[df[group] == g].reset_index(drop=True))
+        for ax, g in zip(axes, groups, strict=True)
+    ]
+    return fig, panels
+
+
 @_styled
 def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
     """Forest plot of the claims summary: estimate and confidence interval per claim.
@@ -997,14 +1014,8 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
         s["_group"] = s[group].fillna("").astype(str)
     else:
         s["_group"] = ""
-    groups = list(dict.fromkeys(s["_group"]))
-    counts = [int((s["_group"] == g).sum()) for g in groups]
-    fig = _figure(7.5, 0.28 * len(s) + 0.75 * len(groups) + 1.0)
-    axes = np.atleast_1d(
-        fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": counts}).ravel()
-    )
-    for ax, name in zip(axes, groups, strict=True):
-        rows = s[s["_group"] == name].reset_index(drop=True)
+    fig, panels = _row_panels(s, "_group", 7.5, (0.28, 0.75, 1.0))
+    for ax, name, rows in panels:
         y = np.arange(len(rows))
         text_tf = blended_transform_factory(ax.transAxes, ax.transData)
         for i, r in rows.iterrows():
@@ -1035,7 +1046,7 @@ def claims_forest(summary: pd.DataFrame, *, group: str = "paper") -> Figure:
         ax.grid(axis="y", visible=False)
         if name:
             ax.set_title(name, loc="left")
-    axes[-1].set_xlabel("effect size (units of each claim's test: r, ρ, difference in %, ...)")
+    panels[-1][0].set_xlabel("effect size (units of each claim's test: r, ρ, difference in %, ...)")
     handles = [
         Line2D([], [], color=c, marker="o", ms=5, label=v) for v, c in VERDICT_COLOURS.items()
     ]
@@ -1085,14 +1096,8 @@ def replication_forest(table: pd.DataFrame) -> Figure:
     if t.empty:
         return _missing(title, "no claim has a published number")
     t["statistic"] = t.get("statistic", pd.Series("other", index=t.index)).fillna("other")
-    groups = list(dict.fromkeys(t["statistic"]))
-    counts = [int((t["statistic"] == g).sum()) for g in groups]
-    fig = _figure(7.0, 0.3 * len(t) + 0.8 * len(groups) + 1.2)
-    axes = np.atleast_1d(
-        fig.subplots(len(groups), 1, squeeze=False, gridspec_kw={"height_ratios": counts}).ravel()
-    )
-    for ax, name in zip(axes, groups, strict=True):
-        rows = t[t["statistic"] == name].reset_index(drop=True)
+    fig, panels = _row_panels(t, "statistic", 7.0, (0.3, 0.8, 1.2))
+    for ax, name, rows in panels:
         text_tf = blended_transform_factory(ax.transAxes, ax.transData)
         for i, r in rows.iterrows():
             colour = REPLICATION_COLOURS.get(r["verdict"], "black")

@@ -50,6 +50,15 @@ class Outcome:
     units: set[str] = field(default_factory=set)
 
 
+# Extras that hold a test's uncontrolled cross-model figure (the papers' statistic).
+RAW_COLUMNS = ("raw_r", "raw_mean", "raw_difference", "raw_r2")
+
+
+def raw_estimate(row: Mapping) -> float:
+    """The uncontrolled figure of a member row (NaN if its test has none)."""
+    return next((float(row[c]) for c in RAW_COLUMNS if c in row), np.nan)
+
+
 def _failed(member: str, n: int, n_obs: int, err: Exception | str) -> dict:
     nan = np.nan
     return {
@@ -413,15 +422,12 @@ def group_difference(table: Table, p: Mapping, *, alpha: float, seed: int) -> Ou
     return Outcome(_per_member(data, family_by, _rows_1, test), units=_unit_ids(data))
 
 
-def _wide(table: Table, sel: Mapping, on: Sequence[str], what: str, carry=()) -> pd.DataFrame:
-    long = select(table, sel, on, family_by=["metric", "variant"], carry=carry, what=what)
+def _wide(table: Table, sel: Mapping, on: Sequence[str], what: str) -> pd.DataFrame:
+    long = select(table, sel, on, family_by=["metric", "variant"], what=what)
     long["term"] = long["metric"] + np.where(long["variant"] != "", "[" + long["variant"] + "]", "")
     wide = long.pivot_table(index=list(on), columns="term", values="value").reset_index()
     n_rows = long.groupby(list(on))["n_rows"].sum().rename("n_rows").reset_index()
-    wide = wide.merge(n_rows, on=list(on))
-    if carry:
-        wide = wide.merge(long.groupby(list(on))[list(carry)].first().reset_index(), on=list(on))
-    return wide
+    return wide.merge(n_rows, on=list(on))
 
 
 def _partial_r2(y: np.ndarray, base: np.ndarray, block: np.ndarray) -> float:

@@ -26,7 +26,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from repaudit import stats
+from repaudit.claims.procedures import raw_estimate
 from repaudit.claims.registry import Claim
+from repaudit.claims.selectors import NoData, Table, select
 
 REPLICATION_VERDICTS = ("consistent", "inconsistent", "smaller than d33", "cannot tell")
 COLUMNS = [
@@ -81,8 +83,7 @@ def _our_row(claim: Claim, pub: Mapping, summary_row, details) -> Mapping | None
     if det is None or det.empty or member not in set(det["member"]):
         return None
     row = det[det["member"] == member].iloc[0].to_dict()
-    raw = [row[c] for c in ("raw_r", "raw_mean", "raw_difference", "raw_r2") if c in row]
-    return {**row, "n_units": row["n"], "raw_estimate": raw[0] if raw else np.nan}
+    return {**row, "n_units": row["n"], "raw_estimate": raw_estimate(row)}
 
 
 def _claim_row(claim: Claim, pub: Mapping, summary_row: Mapping | None, alpha: float) -> dict:
@@ -149,21 +150,14 @@ def _claim_row(claim: Claim, pub: Mapping, summary_row: Mapping | None, alpha: f
     return row
 
 
-def _exact_rows(claim: Claim, pub: Mapping, metrics: pd.DataFrame) -> list[dict]:
+def _exact_rows(claim: Claim, pub: Mapping, table: Table) -> list[dict]:
     """One row per published exact value, e.g. W2 of a collapsed Gaussian at a given eta."""
     rows = []
     for i, ex in enumerate(pub.get("exact_values") or []):
-        sel = pd.Series(True, index=metrics.index)
-        for col, want in ex["where"].items():
-            if col not in metrics.columns:
-                sel &= False
-                continue
-            values = pd.to_numeric(metrics[col], errors="coerce")
-            if isinstance(want, int | float) and not isinstance(want, bool):
-                sel &= np.isclose(values, float(want), atol=1e-9)
-            else:
-                sel &= metrics[col].astype(str) == str(want)
-        found = pd.to_numeric(metrics.loc[sel, "value"], errors="coerce").dropna()
+        try:  # the registry's own filters: "dim: 32" matches 32.0, eta compares canonically
+            found = select(table, ex["where"], ["metric"], what="exact value")["value"]
+        except NoData:
+            found = pd.Series(dtype=np.float64)
         where = ", ".join(f"{k}={v}" for k, v in ex["where"].items())
         row = dict.fromkeys(COLUMNS, np.nan)
         row.update(
@@ -214,11 +208,12 @@ def replication_table(
     alpha : level of the small-telescopes test.
     """
     by_id = {r["claim"]: r for r in summary.to_dict("records")}
+    table = Table(metrics) if metrics is not None else None
     rows = []
     for claim in claims:
         pub = claim.published or {"value": None, "note": "none recorded in the registry"}
         ours = _our_row(claim, pub, by_id.get(claim.id), details)
         rows.append(_claim_row(claim, pub, ours, alpha))
-        if metrics is not None:
-            rows += _exact_rows(claim, pub, metrics)
+        if table is not None:
+            rows += _exact_rows(claim, pub, table)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from repaudit import stats
-from repaudit.claims.procedures import TESTS, Outcome
+from repaudit.claims.procedures import TESTS, Outcome, raw_estimate
 from repaudit.claims.registry import Claim, Rule
 from repaudit.claims.selectors import NoData, Table
 
@@ -236,8 +236,6 @@ def _evaluate_one(table: Table, claim: Claim, alpha: float, seed: int, fragility
     for extra in (det.at[i, "note"], outcome.note, claim.notes):
         if isinstance(extra, str) and extra:
             parts.append(extra)
-    raw_columns = [c for c in ("raw_r", "raw_mean", "raw_difference", "raw_r2") if c in det]
-    raw = det.at[i, raw_columns[0]] if raw_columns else np.nan
     row.update(
         estimate=float(det.at[i, "estimate"]),
         ci_low=float(det.at[i, "ci_low"]),
@@ -247,7 +245,7 @@ def _evaluate_one(table: Table, claim: Claim, alpha: float, seed: int, fragility
         n_obs=int(det.at[i, "n_obs"]),
         mde=mde,
         fragile=bool(flips),
-        raw_estimate=float(raw),
+        raw_estimate=raw_estimate(det.loc[i]),
         note="; ".join(parts),
     )
     return det, row
