@@ -450,3 +450,34 @@ def test_probe_stage_predictions_match_its_accuracy():
     assert predictions["correct"].mean() == pytest.approx(accuracy)
     assert accuracy == payload["metrics"]["accuracy"] and 0.5 < accuracy < 1.0
     assert "test_predictions" not in payload["metrics"]  # arrays stay out of the checkpoint
+
+
+# --------------------------------------------------------------------------- CIFAR stem
+
+
+def test_cifar_stem_keeps_full_resolution_into_the_first_stage(monkeypatch):
+    cifar = ModelSpec("r", "resnet18", "random", input_size=32, kwargs={"cifar_stem": True})
+    enc = build_encoder(cifar, seed=0)
+    conv = enc.backbone.conv1
+    assert (conv.kernel_size, conv.stride, conv.padding) == ((3, 3), (1, 1), (1, 1))
+    assert isinstance(enc.backbone.maxpool, torch.nn.Identity)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        sides = [h.shape[-1] for h in enc.hidden_states(x)]
+        assert sides == [32, 32, 16, 8, 4]  # ImageNet stem: 16, 8, 4, 2, 1
+        assert close(enc.layer_features(x)["final"], enc(x))
+    # Seeded like any random build, and a zoo checkpoint of it loads back strictly.
+    again = create_backbone(cifar, seed=0)
+    assert state_dict_sha256(again) == state_dict_sha256(enc.backbone)
+    create_backbone(cifar, state_dict=enc.backbone.state_dict(), seed=1)
+    # Deep stems keep their three 3x3 convs, the first with stride 1.
+    deep = create_backbone(ModelSpec("t", "test_resnet", "random", kwargs={"cifar_stem": True}))
+    assert deep.conv1[0].stride == (1, 1) and isinstance(deep.maxpool, torch.nn.Identity)
+    with pytest.raises(ValueError, match="cifar_stem needs a timm ResNet"):
+        create_backbone(ModelSpec("v", "test_vit", "random", kwargs={**VIT_KW, "cifar_stem": True}))
+    with pytest.raises(ValueError, match="true or false"):
+        create_backbone(ModelSpec("r", "test_resnet", "random", kwargs={"cifar_stem": "yes"}))
+    with pytest.raises(ValueError, match="hub weights"):
+        create_backbone(
+            ModelSpec("r", "resnet18", "hub", tag="a1_in1k", kwargs={"cifar_stem": True})
+        )

@@ -200,6 +200,152 @@ def test_simclr_w2_objective_uses_schedule():
         assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+# ----------------------------------------------------------------------------- MoCo v2, BYOL
+
+
+def _moco_reference(q, k, queue, tau) -> float:
+    """He et al. (2020) Eq. 1 with explicit loops over queries and negatives."""
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    k = k / np.linalg.norm(k, axis=1, keepdims=True)
+    total = 0.0
+    for b in range(q.shape[0]):
+        pos = math.exp(q[b] @ k[b] / tau)
+        neg = sum(math.exp(q[b] @ n / tau) for n in queue)
+        total += -math.log(pos / (pos + neg))
+    return total / q.shape[0]
+
+
+def test_moco_infonce_matches_loop_reference_and_stops_key_gradients():
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    queue = F.normalize(torch.randn(7, 4, generator=g, dtype=torch.float64), dim=1)
+    loss = obj.moco_infonce_loss(q, k, queue, 0.2)
+    ref = _moco_reference(q.detach().numpy(), k.detach().numpy(), queue.numpy(), 0.2)
+    assert loss.item() == pytest.approx(ref, rel=1e-10)
+    loss.backward()
+    assert q.grad is not None and k.grad is None
+    with pytest.raises(ValueError, match="queue"):
+        obj.moco_infonce_loss(q, k, queue[:, :3])
+
+
+def test_byol_loss_hand_values():
+    z = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert obj.byol_loss(z, z).item() == pytest.approx(0.0, abs=1e-7)
+    assert obj.byol_loss(3 * z, z).item() == pytest.approx(0.0, abs=1e-7)  # scale-invariant
+    assert obj.byol_loss(-z, z).item() == pytest.approx(4.0)  # opposite: 2 - 2(-1)
+    assert obj.byol_loss(z.flip(1), z).item() == pytest.approx(2.0)  # orthogonal: 2 - 0
+    p = z.clone().requires_grad_(True)
+    t = z.flip(1).clone().requires_grad_(True)
+    obj.byol_loss(p, t).backward()
+    assert p.grad is not None and t.grad is None  # stop-gradient on the target
+
+
+def test_momentum_schedule_cosine_from_base_to_final():
+    assert obj.momentum_schedule(0, 10, 0.996, 1.0) == pytest.approx(0.996)
+    assert obj.momentum_schedule(5, 10, 0.996, 1.0) == pytest.approx(0.998)
+    vals = [obj.momentum_schedule(t, 10, 0.996, 1.0) for t in range(10)]
+    assert all(np.diff(vals) > 0) and vals[-1] < 1.0
+    assert all(obj.momentum_schedule(t, 7, 0.99, 0.99) == pytest.approx(0.99) for t in range(7))
+    with pytest.raises(ValueError, match="momentum"):
+        obj.momentum_schedule(0, 10, 1.5, 1.0)
+    with pytest.raises(ValueError, match="step"):
+        obj.momentum_schedule(10, 10, 0.99, 1.0)
+
+
+def test_ema_update_moves_parameters_only():
+    torch.manual_seed(0)
+    target = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    online = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    online[1].running_mean.fill_(5.0)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    obj.ema_update_(target, online, 0.9)
+    for (name, t), o in zip(target.named_parameters(), online.parameters(), strict=True):
+        torch.testing.assert_close(t, 0.9 * before[name] + 0.1 * o.detach())
+    assert torch.equal(target[1].running_mean, before["1.running_mean"])  # buffers untouched
+    obj.ema_update_(target, online, 0.0)
+    assert all(
+        torch.equal(t, o) for t, o in zip(target.parameters(), online.parameters(), strict=True)
+    )
+    with pytest.raises(ValueError, match="same parameters"):
+        obj.ema_update_(target, nn.Linear(3, 4), 0.5)
+
+
+def test_momentum_target_starts_as_copy_and_follows_the_online_network():
+    torch.manual_seed(0)
+    encoder = nn.Linear(6, 5)
+    head = obj.build_objective(
+        "byol", 5, encoder=encoder, projector_dim=4, projector_hidden_dim=8, byol_momentum=0.9
+    )
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(head.target_encoder.parameters(), encoder.parameters(), strict=True)
+    )
+    assert not any(p.requires_grad for p in head.target_encoder.parameters())
+    assert not any(p.requires_grad for p in head.target_projector.parameters())
+    old_target = [p.clone() for p in head.target_encoder.parameters()]
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)  # as if an optimiser step moved the online encoder
+    head.after_step(encoder, step=0, total_steps=4)  # τ_0 = 0.9
+    for t, t0, o in zip(
+        head.target_encoder.parameters(), old_target, encoder.parameters(), strict=True
+    ):
+        torch.testing.assert_close(t, 0.9 * t0 + 0.1 * o)
+
+
+def test_moco_queue_is_a_ring_buffer_of_normalised_keys():
+    torch.manual_seed(0)
+    encoder = nn.Linear(6, 5)
+    head = obj.build_objective(
+        "moco_v2", 5, encoder=encoder, projector_dim=4, projector_hidden_dim=8, moco_queue_size=8
+    )
+    assert head.queue.shape == (8, 4)
+    torch.testing.assert_close(head.queue.norm(dim=1), torch.ones(8))
+    x = torch.randn(6, 6)  # two views of a batch of 3
+    keys = F.normalize(head.target_projector(head.target_encoder(x)), dim=1).detach()
+    first = head.queue.clone()
+    head(list(encoder(x).chunk(2)), inputs=x)
+    torch.testing.assert_close(head.queue[:6], keys)  # k1 then k2 replace the oldest entries
+    assert torch.equal(head.queue[6:], first[6:]) and int(head.queue_ptr) == 6
+    out = head(list(encoder(x).chunk(2)), inputs=x)
+    torch.testing.assert_close(head.queue[[6, 7, 0, 1, 2, 3]], keys)  # wraps around
+    assert int(head.queue_ptr) == 4
+    assert set(out) == {"loss", "info_nce"}
+    head.eval()
+    frozen = head.queue.clone()
+    head(list(encoder(x).chunk(2)), inputs=x)
+    assert torch.equal(head.queue, frozen)  # evaluation does not enqueue
+    head.train()
+    with pytest.raises(ValueError, match="raise queue_size"):
+        head(list(encoder(torch.randn(10, 6)).chunk(2)), inputs=torch.randn(10, 6))
+    with pytest.raises(ValueError, match="inputs"):
+        head(list(encoder(x).chunk(2)))
+
+
+@pytest.mark.parametrize("name", ["moco_v2_w2", "byol_w2"])
+def test_w2_variants_add_the_scheduled_w2_of_the_online_projections(name):
+    torch.manual_seed(0)
+    encoder = nn.Linear(6, 5)
+    kw = {"projector_dim": 4, "projector_hidden_dim": 8, "w2_alpha_max": 3.0, "w2_alpha_min": 1.0}
+    head = obj.build_objective(name, 5, encoder=encoder, **kw)
+    head.eval()  # the queue stays put, so both calls see the same loss
+    x = torch.randn(8, 6)
+    views = list(encoder(x).chunk(2))
+    first, last = (
+        head(views, step=0, total_steps=3, inputs=x),
+        head(views, step=2, total_steps=3, inputs=x),
+    )
+    base = "info_nce" if name.startswith("moco") else "byol"
+    z = torch.cat([head.projector(v) for v in views])
+    for out, alpha in [(first, 3.0), (last, 1.0)]:
+        assert out["w2_weight"].item() == alpha
+        assert out["w2"].item() == pytest.approx(
+            obj.wasserstein_uniformity_loss(z).item(), rel=1e-6
+        )
+        assert out["loss"].item() == pytest.approx((out[base] + alpha * out["w2"]).item(), rel=1e-6)
+
+
 # ----------------------------------------------------------------------------- modules
 
 
@@ -211,6 +357,13 @@ def test_build_objective_names_and_errors():
     assert isinstance(obj.build_objective("vicreg", 4), obj.VICRegObjective)
     assert obj.build_objective("supervised", 4, num_classes=3).n_views == 1
     with pytest.raises(ValueError, match="unknown objective"):
+        obj.build_objective("swav", 4)
+    enc = nn.Linear(3, 4)
+    assert type(obj.build_objective("moco_v2", 4, encoder=enc)) is obj.MoCoV2Objective
+    assert type(obj.build_objective("moco_v2_w2", 4, encoder=enc)) is obj.MoCoV2W2Objective
+    assert type(obj.build_objective("byol", 4, encoder=enc)) is obj.BYOLObjective
+    assert type(obj.build_objective("byol_w2", 4, encoder=enc)) is obj.BYOLW2Objective
+    with pytest.raises(ValueError, match="needs the encoder"):
         obj.build_objective("byol", 4)
     with pytest.raises(ValueError, match="num_classes"):
         obj.build_objective("supervised", 4)
@@ -256,6 +409,10 @@ def test_projection_head_layout():
         ("simclr_w2", {}),
         ("barlow_twins", {}),
         ("vicreg", {}),
+        ("moco_v2", {"moco_queue_size": 64}),
+        ("moco_v2_w2", {"moco_queue_size": 64}),
+        ("byol", {}),
+        ("byol_w2", {}),
     ],
 )
 def test_each_objective_loss_decreases_on_fixed_batch(name, kw):
@@ -265,15 +422,21 @@ def test_each_objective_loss_decreases_on_fixed_batch(name, kw):
     y = (x1[:, 0] > 0).long()
     encoder = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 8))
     head = obj.build_objective(
-        name, 8, num_classes=2, projector_dim=8, projector_hidden_dim=16, **kw
+        name, 8, encoder=encoder, num_classes=2, projector_dim=8, projector_hidden_dim=16, **kw
     )
-    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=1e-2)
+    trainable = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.Adam([*encoder.parameters(), *trainable], lr=1e-2)
     losses = []
     for step in range(15):
-        views = [encoder(x1)] if head.n_views == 1 else [encoder(x1), encoder(x2)]
-        loss = head(views, y, step=step, total_steps=15)["loss"]
+        inputs = x1 if head.n_views == 1 else torch.cat([x1, x2])
+        views = list(encoder(inputs).chunk(head.n_views))
+        loss = head(views, y, step=step, total_steps=15, inputs=inputs)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
+        head.after_step(encoder, step, 15)
         losses.append(loss.item())
-    assert losses[-1] < 0.9 * losses[0], losses
+    # MoCo's first step contrasts against the random initial queue (easy negatives): the loss
+    # jumps once the queue holds real keys, so it is compared from the second step on.
+    first = 1 if name.startswith("moco") else 0
+    assert losses[-1] < 0.9 * losses[first], losses

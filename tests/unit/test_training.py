@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pandas as pd
@@ -205,13 +206,14 @@ def test_pretrain_history_and_w2_schedule():
 def test_pretrain_leaves_global_state_alone():
     enc = TinyEncoder()
     images = _random_images(8)
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
+    np_state = np.random.get_state()[1].copy()  # noqa: NPY002 - checked, not drawn from
+    states = torch.get_rng_state(), np_state, random.getstate()
     was_det = torch.are_deterministic_algorithms_enabled()
     tr.pretrain(enc, images, None, "barlow_twins", epochs=1, batch_size=8, progress=False)
     assert torch.are_deterministic_algorithms_enabled() == was_det
-    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
+    assert random.getstate() == states[2]
 
 
 def test_pretrain_random_is_a_no_op():
@@ -231,6 +233,99 @@ def test_pretrain_runs_other_objectives(objective):
     assert not enc.training
 
 
+# ============================================================================ resumable training
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_after(monkeypatch, calls: int) -> None:
+    """Make the training loop's augmentation raise on call ``calls`` + 1: a run killed mid-epoch."""
+    real, count = tr.augment_batch, [0]
+
+    def augment(*args, **kwargs):
+        count[0] += 1
+        if count[0] > calls:
+            raise _Crash
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "augment_batch", augment)
+
+
+# 16 images, batch 8: 2 steps (4 two-view augmentations) per epoch over 3 epochs; the crash comes
+# in the first step of the last epoch, after the checkpoint written at the end of epoch 1.
+_RESUME_KW = {"epochs": 3, "batch_size": 8, "moco_queue_size": 16, "checkpoint_every": 1}
+
+
+@pytest.mark.parametrize("objective", ["simclr_w2", "moco_v2_w2", "byol"])
+def test_pretrain_resumes_bit_identically_after_a_crash(objective, tmp_path, monkeypatch):
+    resume = tmp_path / "pretrained.pt.resume.pt"
+    enc_ref, hist_ref = _pretrain(seed=3, objective=objective, **_RESUME_KW)
+    _crash_after(monkeypatch, 4 * 2 + 1)
+    with pytest.raises(_Crash):
+        _pretrain(seed=3, objective=objective, resume_path=resume, **_RESUME_KW)
+    monkeypatch.undo()
+    saved = torch.load(resume, weights_only=True)
+    assert (saved["epoch"], saved["step"], len(saved["history"])) == (2, 4, 4)
+    enc, hist = _pretrain(seed=3, objective=objective, resume_path=resume, **_RESUME_KW)
+    assert _state_equal(enc, enc_ref)
+    pd.testing.assert_frame_equal(hist, hist_ref)
+    assert hist["step"].tolist() == list(range(6))
+
+
+def test_pretrain_ignores_another_runs_resume_file(tmp_path, monkeypatch):
+    resume = tmp_path / "state.pt"
+    kw = {**_RESUME_KW, "epochs": 2}
+    _crash_after(monkeypatch, 5)
+    with pytest.raises(_Crash):
+        _pretrain(seed=3, resume_path=resume, **kw)
+    monkeypatch.undo()
+    assert resume.is_file()
+    # Another seed (or lr, data, initial weights): the stale state is not resumed from.
+    enc_ref, hist_ref = _pretrain(seed=4, **kw)
+    enc, hist = _pretrain(seed=4, resume_path=resume, **kw)
+    assert _state_equal(enc, enc_ref)
+    pd.testing.assert_frame_equal(hist, hist_ref)
+    resume.write_bytes(b"not a checkpoint")  # unreadable: start afresh too
+    enc, _ = _pretrain(seed=4, resume_path=resume, **kw)
+    assert _state_equal(enc, enc_ref)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        _pretrain(seed=4, resume_path=resume, checkpoint_every=-1)
+
+
+def test_zoo_resolves_per_objective_w2_weights():
+    from repaudit.models.zoo import objective_params
+
+    params = {"lr": 1.0, "w2_alpha_max": {"byol_w2": 0.2, "moco_v2_w2": 1.0}, "w2_alpha_min": 0.5}
+    assert objective_params("byol_w2", params) == {**params, "w2_alpha_max": 0.2}
+    assert objective_params("byol", params) == {"lr": 1.0, "w2_alpha_min": 0.5}  # no W2: dropped
+    with pytest.raises(ValueError, match="no value for objective 'simclr_w2'"):
+        objective_params("simclr_w2", params)
+
+
+def test_checkpoint_schedule():
+    due = [e for e in range(10) if tr._checkpoint_due(e, 10, 3)]
+    assert due == [2, 5, 8]
+    assert [e for e in range(3) if tr._checkpoint_due(e, 3, 1)] == [0, 1]  # not after the last
+    assert not any(tr._checkpoint_due(e, 10, 0) for e in range(10))
+
+
+def test_finetune_resumes_bit_identically_after_a_crash(tmp_path, monkeypatch):
+    images, labels = _colour_dataset(10, seed=1)  # 16 training images after the 20 % split
+    kw = {"epochs": 3, "batch_size": 8, "lr": 1e-3, "val_fraction": 0.2, "progress": False}
+    ref, hist_ref = tr.finetune(TinyEncoder(), images, labels, 2, seed=2, **kw)
+    resume = tmp_path / "finetuned.pt.resume.pt"
+    _crash_after(monkeypatch, 3)  # one augmentation per step: dies in epoch 1's second step
+    with pytest.raises(_Crash):
+        tr.finetune(TinyEncoder(), images, labels, 2, seed=2, resume_path=resume, **kw)
+    monkeypatch.undo()
+    assert torch.load(resume, weights_only=True)["epoch"] == 1
+    model, hist = tr.finetune(TinyEncoder(), images, labels, 2, seed=2, resume_path=resume, **kw)
+    assert _state_equal(model, ref)
+    pd.testing.assert_frame_equal(hist, hist_ref)
+
+
 def test_pretrain_input_errors():
     enc = TinyEncoder()
     imgs = _random_images(4)
@@ -244,6 +339,8 @@ def test_pretrain_input_errors():
         tr.pretrain(enc, imgs, np.zeros(3, dtype=np.int64), "supervised")
     with pytest.raises(ValueError, match="num_features"):
         tr.pretrain(nn.Identity(), imgs, None, "simclr")
+    with pytest.raises(ValueError, match="moco_queue_size"):
+        tr.pretrain(enc, imgs, None, "moco_v2", batch_size=4, moco_queue_size=6)
 
 
 # ============================================================================ fine-tuning

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from _common import device, model_spec, start
 
 from repaudit.io import read_dataset, save_checkpoint, write_table
@@ -6,6 +8,8 @@ from repaudit.models.zoo import finetune_stage
 log = start(snakemake)
 spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
 data = read_dataset(snakemake.input.data)
+# training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
+resume = Path(f"{snakemake.output.model}.resume.pt")
 payload, history, table = finetune_stage(
     spec,
     snakemake.input.weights or None,
@@ -13,6 +17,7 @@ payload, history, table = finetune_stage(
     dict(params.train),
     seed=params.seed,
     device=device(params.device),
+    resume_path=str(resume),
 )
 log.info("test accuracy %.4f", table["value"].iloc[0])
 save_checkpoint(snakemake.output.model, payload)
@@ -21,3 +26,4 @@ write_table(
     table.assign(dataset=wc.dataset, model=wc.model, stage=f"finetuned_{wc.dataset}"),
     snakemake.output.metrics,
 )
+resume.unlink(missing_ok=True)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from _common import device, model_spec, start
 
 from repaudit.io import read_dataset, save_checkpoint, write_table
@@ -13,8 +15,16 @@ log.info(
     spec.objective,
     int((data.split == "train").sum()),
 )
+# training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
+resume = Path(f"{snakemake.output.model}.resume.pt")
 payload, history = pretrain_zoo(
-    spec, data, dict(params.train), seed=params.seed, device=device(params.device)
+    spec,
+    data,
+    dict(params.train),
+    seed=params.seed,
+    device=device(params.device),
+    resume_path=str(resume),
 )
 save_checkpoint(snakemake.output.model, payload)
 write_table(history, snakemake.output.history)
+resume.unlink(missing_ok=True)

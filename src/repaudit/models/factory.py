@@ -96,13 +96,50 @@ def create_backbone(
     check_architecture(spec.architecture)
     if spec.weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {spec.weights!r}")
+    kwargs = dict(spec.kwargs)
+    cifar_stem = kwargs.pop("cifar_stem", False)
+    if not isinstance(cifar_stem, bool):
+        raise ValueError(f"kwargs cifar_stem must be true or false, got {cifar_stem!r}")
+    if cifar_stem and spec.weights == "hub":
+        raise ValueError("cifar_stem replaces the stem of the hub weights; use zoo or random")
     torch.manual_seed(seed)
     model = timm.create_model(
-        spec.timm_name, pretrained=spec.weights == "hub", num_classes=0, **spec.kwargs
+        spec.timm_name, pretrained=spec.weights == "hub", num_classes=0, **kwargs
     )
+    if cifar_stem:
+        use_cifar_stem(model)
     if state_dict is not None:
         load_backbone_state(model, state_dict, source=spec.checkpoint or spec.model_id)
     return model.eval()
+
+
+def use_cifar_stem(model: nn.Module) -> nn.Module:
+    """Give a timm ResNet the CIFAR stem, in place: 3x3 conv, stride 1, no max-pool.
+
+    The ImageNet stem (7x7/2 conv + 3x3/2 max-pool) shrinks a 32-px image to 8 px before the
+    first stage and to 1 px at layer4; the CIFAR ResNets of He et al. (2016, arXiv 1512.03385,
+    §4.2) and the solo-learn ResNet-18 that Fang et al. (2024, arXiv 2403.00642, App. F) train
+    keep 32 px into layer1 (4 px at layer4). A single 7x7 conv1 is replaced by a 3x3 conv with
+    padding 1 ("same"; solo-learn pads by 2) and timm's ResNet initialisation (Kaiming normal,
+    fan-out) drawn from the global torch RNG, so a seeded build stays deterministic; a deep stem
+    (resnet*d / *t: three 3x3 convs) keeps its convs, the first one with stride 1. Row kwarg
+    ``{"cifar_stem": true}``.
+    """
+    conv = getattr(model, "conv1", None)
+    first = conv[0] if isinstance(conv, nn.Sequential) and len(conv) else conv
+    if not (
+        isinstance(first, nn.Conv2d) and isinstance(getattr(model, "maxpool", None), nn.Module)
+    ):
+        raise ValueError(
+            f"cifar_stem needs a timm ResNet (conv1 and maxpool), got {type(model).__name__}"
+        )
+    if first is conv:
+        model.conv1 = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    else:
+        first.stride = (1, 1)
+    model.maxpool = nn.Identity()
+    return model
 
 
 def load_backbone_state(model: nn.Module, state_dict: Mapping, source: str = "") -> None:

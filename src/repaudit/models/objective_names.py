@@ -9,7 +9,18 @@ from __future__ import annotations
 __all__ = ["OBJECTIVES", "OBJECTIVE_ALIASES", "canonical_objective"]
 
 #: Objective names accepted by ``objectives.build_objective`` and ``training.pretrain``.
-OBJECTIVES = ("random", "supervised", "simclr", "simclr_w2", "barlow_twins", "vicreg")
+OBJECTIVES = (
+    "random",
+    "supervised",
+    "simclr",
+    "simclr_w2",
+    "moco_v2",
+    "moco_v2_w2",
+    "byol",
+    "byol_w2",
+    "barlow_twins",
+    "vicreg",
+)
 #: Accepted short names (config/models.tsv uses ``barlow``).
 OBJECTIVE_ALIASES = {"barlow": "barlow_twins"}
 

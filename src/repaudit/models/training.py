@@ -6,12 +6,21 @@ int attribute ``num_features`` = D. Images arrive as uint8 numpy arrays (N, H, W
 labels (N,).
 
 Reproducibility: every function takes ``seed``. The training loops run inside
-``torch.random.fork_rng`` (the caller's global RNG state is left untouched) after
-``torch.manual_seed(seed)`` (head / projector initialisation, dropout), draw batch order and
-augmentations from a dedicated ``torch.Generator`` seeded with ``seed``, and on CPU switch on
-``torch.use_deterministic_algorithms(True)`` for the duration of the call (the previous setting is
-restored afterwards). The same seed and thread count give a bit-identical ``state_dict`` on CPU. On
-CUDA, results are reproducible only up to cuDNN / atomics non-determinism.
+``torch.random.fork_rng`` (the caller's global torch, NumPy and ``random`` states are left
+untouched) after seeding all three with ``seed`` (head / projector initialisation, dropout), draw
+batch order and augmentations from a dedicated ``torch.Generator`` seeded with ``seed``, and on CPU
+switch on ``torch.use_deterministic_algorithms(True)`` for the duration of the call (the previous
+setting is restored afterwards). The same seed and thread count give a bit-identical
+``state_dict`` on CPU. On CUDA, results are reproducible only up to cuDNN / atomics
+non-determinism.
+
+Resumable training: with ``resume_path``, :func:`pretrain` and :func:`finetune` write their whole
+state (model, objective head with any momentum network and queue, optimiser, the step that the
+LR / W2 / momentum schedules are functions of, every RNG state and the history) there every
+``checkpoint_every`` epochs, atomically, and continue from it when it exists and was written by a
+run with the same settings, data and initial weights (a fingerprint). A resumed run returns the
+same weights and history as an uninterrupted one, bit for bit on CPU. Deleting the file once the
+result is saved is the caller's job (the workflow scripts do it after writing their outputs).
 
 Optimisation: AdamW (Loshchilov & Hutter 2019) with a per-step cosine learning-rate decay to 0
 (``lr_schedule="cosine"``) or a constant rate (``"constant"``), after an optional linear warm-up
@@ -23,9 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import logging
 import math
+import pickle
+import random
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,9 +48,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from repaudit.io import save_checkpoint
 from repaudit.metrics._common import as_features, same_width
 from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
 from repaudit.models.augment import augment as augment_batch
+from repaudit.models.factory import state_dict_sha256
 from repaudit.models.objectives import build_objective, canonical_objective
 
 __all__ = [
@@ -49,6 +65,7 @@ __all__ = [
 ]
 
 _LR_SCHEDULES = ("cosine", "constant")
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,20 +130,30 @@ def _to_float(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @contextlib.contextmanager
 def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch inside a forked RNG; deterministic algorithms on CPU, restored on exit."""
+    """Seed torch, NumPy and ``random`` inside forked RNGs; deterministic algorithms on CPU.
+
+    Everything is restored on exit. NumPy and ``random`` are unused by the loops today; seeding
+    (and checkpointing) them keeps a resumed run exact should a library start drawing from them.
+    """
     devices = []
     if device.type == "cuda":
         devices = [device.index if device.index is not None else torch.cuda.current_device()]
     was_det = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    # The legacy global NumPy RNG is managed (forked, seeded, saved), never drawn from here.
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        random.seed(seed)
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
+            np.random.set_state(np_state)  # noqa: NPY002
+            random.setstate(py_state)
 
 
 def _lr_factor(step: int, total: int, schedule: str, warmup: int = 0) -> float:
@@ -147,8 +174,15 @@ def _set_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
         group["lr"] = group["base_lr"] * factor
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, mininterval=1.0)
+def _progress(total: int, desc: str, enabled: bool, initial: int = 0):
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        file=sys.stderr,
+        disable=not enabled,
+        mininterval=1.0,
+    )
 
 
 def _check_finite(loss: torch.Tensor, step: int) -> None:
@@ -199,6 +233,83 @@ def _stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nd
 
 
 # --------------------------------------------------------------------------------------------
+# Resumable training
+# --------------------------------------------------------------------------------------------
+
+
+def _fingerprint(**parts) -> str:
+    """sha256 of what determines a run: its settings, data arrays and initial module weights."""
+    digest = hashlib.sha256()
+    for key in sorted(parts):
+        value = parts[key]
+        digest.update(key.encode())
+        if isinstance(value, np.ndarray):
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif isinstance(value, nn.Module):
+            digest.update(state_dict_sha256(value).encode())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def _rng_state(gen: torch.Generator, dev: torch.device) -> dict:
+    """Every RNG a step may draw from: the batch/augmentation generator, torch (CPU, CUDA),
+    NumPy and ``random``, in types ``torch.load(weights_only=True)`` reads back."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    state = {
+        "generator": gen.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+        "python": random.getstate(),
+    }
+    if dev.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(dev)
+    return state
+
+
+def _set_rng_state(state: dict, gen: torch.Generator, dev: torch.device) -> None:
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    if dev.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], dev)
+
+
+def _load_resume(path: str | Path | None, fingerprint: str) -> dict | None:
+    """The state saved at ``path`` if it belongs to this run, else None (start afresh)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+        log.warning("ignoring unreadable resume file %s (%s); starting afresh", path, err)
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
+        log.warning(
+            "ignoring resume file %s: another run's (settings, data or initial weights differ); "
+            "starting afresh",
+            path,
+        )
+        return None
+    log.info("resuming from %s after epoch %d", path, state["epoch"])
+    return state
+
+
+def _checkpoint_due(epoch: int, epochs: int, every: int) -> bool:
+    """After epoch ``epoch`` (0-based)? Never after the last: the caller saves the result."""
+    return every > 0 and (epoch + 1) % every == 0 and epoch + 1 < epochs
+
+
+def _check_checkpoint_every(checkpoint_every: int) -> None:
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
+
+
+# --------------------------------------------------------------------------------------------
 # Pretraining
 # --------------------------------------------------------------------------------------------
 
@@ -220,6 +331,9 @@ def pretrain(
     vicreg_coeffs: tuple[float, float, float] = (25.0, 25.0, 1.0),
     w2_alpha_max: float = 1.0,
     w2_alpha_min: float = 1.0,
+    moco_queue_size: int = 4096,
+    moco_momentum: float = 0.99,
+    byol_momentum: float = 0.996,
     projector_dim: int = 128,
     projector_hidden_dim: int = 512,
     supervised_head: str = "linear",
@@ -229,17 +343,20 @@ def pretrain(
     device: str | torch.device = "cpu",
     log_every: int = 10,
     progress: bool = True,
+    checkpoint_every: int = 1,
+    resume_path: str | Path | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Pretrain ``encoder`` in place with one objective of ``objectives.OBJECTIVES``.
 
     Each step draws a batch (reshuffled every epoch, last incomplete batch dropped), makes
-    ``n_views`` augmented views (two for SimCLR / SimCLR + W2 / Barlow Twins / VICReg, one for
-    supervised; by default the SimCLR CIFAR augmentations for the self-supervised objectives and
-    crop + flip for supervised, see :mod:`repaudit.models.augment`), embeds
-    them with the encoder, and minimises the objective's loss over the encoder and the objective's
-    head (projector or linear classifier) with AdamW and a per-step cosine (or constant) LR. The
-    head is discarded afterwards. ``"random"`` is the random-initialisation control: the encoder is
-    returned unchanged with an empty history.
+    ``n_views`` augmented views (two for the self-supervised objectives, one for supervised; by
+    default the SimCLR CIFAR augmentations for the self-supervised objectives and crop + flip for
+    supervised, see :mod:`repaudit.models.augment`), embeds them with the encoder, and minimises
+    the objective's loss over the encoder and the objective's head (projector, predictor or linear
+    classifier) with AdamW and a per-step cosine (or constant) LR; MoCo v2 and BYOL then move
+    their momentum network towards the online one. The head is discarded afterwards.
+    ``"random"`` is the random-initialisation control: the encoder is returned unchanged with an
+    empty history.
 
     Parameters
     ----------
@@ -250,8 +367,9 @@ def pretrain(
     labels : np.ndarray, optional
         (N,) int class ids; required by ``"supervised"``, ignored by the self-supervised objectives.
     objective : str
-        ``"random"``, ``"supervised"``, ``"simclr"``, ``"simclr_w2"``, ``"barlow_twins"`` (alias
-        ``"barlow"``) or ``"vicreg"``.
+        ``"random"``, ``"supervised"``, ``"simclr"``, ``"simclr_w2"``, ``"moco_v2"``,
+        ``"moco_v2_w2"``, ``"byol"``, ``"byol_w2"``, ``"barlow_twins"`` (alias ``"barlow"``) or
+        ``"vicreg"``.
     epochs, batch_size, lr, weight_decay, lr_schedule
         Optimisation; ``batch_size`` is clamped to N.
     warmup_fraction : float
@@ -264,7 +382,12 @@ def pretrain(
     vicreg_coeffs : (float, float, float)
         VICReg (invariance, variance, covariance) weights (default (25, 25, 1)).
     w2_alpha_max, w2_alpha_min : float
-        W2 weight, linearly decayed per step from α_max to α_min (``"simclr_w2"`` only).
+        W2 weight, linearly decayed per step from α_max to α_min (the ``*_w2`` objectives only).
+    moco_queue_size, moco_momentum : int, float
+        MoCo v2's queue of negative keys (>= 2 x batch_size; default 4096, Fang et al.'s CIFAR
+        runs) and constant momentum (default 0.99).
+    byol_momentum : float
+        BYOL's initial momentum τ_base, raised to 1 on a cosine (default 0.996, Grill et al.).
     projector_dim, projector_hidden_dim : int
         Projector output and hidden widths.
     supervised_head : str
@@ -284,6 +407,11 @@ def pretrain(
         Log the loss every ``log_every`` steps (and at the last step).
     progress : bool
         Show a tqdm bar on stderr.
+    checkpoint_every : int
+        With ``resume_path``: save the training state every this many epochs (0: never).
+    resume_path : str or Path, optional
+        Where the training state is saved, and resumed from when it exists (see the module
+        docstring); None (default) writes nothing.
 
     Returns
     -------
@@ -302,6 +430,7 @@ def pretrain(
         raise ValueError(f"log_every must be >= 1, got {log_every}")
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    _check_checkpoint_every(checkpoint_every)
     n = images.shape[0]
     if labels is not None:
         labels = _check_labels(labels, n)
@@ -314,40 +443,61 @@ def pretrain(
 
     dev = torch.device(device)
     batch_size = min(batch_size, n)
+    if objective.startswith("moco_v2") and moco_queue_size < 2 * batch_size:
+        raise ValueError(
+            f"moco_queue_size {moco_queue_size} must hold the 2 x {batch_size} keys of a batch"
+        )
     steps_per_epoch = n // batch_size
     total_steps = epochs * steps_per_epoch
     warmup_steps = int(warmup_fraction * total_steps)
     data = torch.from_numpy(np.ascontiguousarray(images))
     targets = torch.from_numpy(labels) if labels is not None else None
     rows: list[dict[str, float]] = []
+    if augment_cfg is None:
+        augment_cfg = pretrain_recipe(objective)
+    head_kw = {
+        "num_classes": num_classes,
+        "temperature": temperature,
+        "barlow_lambda": barlow_lambda,
+        "vicreg_coeffs": tuple(vicreg_coeffs),
+        "w2_alpha_max": w2_alpha_max,
+        "w2_alpha_min": w2_alpha_min,
+        "moco_queue_size": moco_queue_size,
+        "moco_momentum": moco_momentum,
+        "byol_momentum": byol_momentum,
+        "projector_dim": projector_dim,
+        "projector_hidden_dim": projector_hidden_dim,
+        "supervised_head": supervised_head,
+    }
+    fingerprint = ""
+    if resume_path is not None:
+        fingerprint = _fingerprint(
+            run="pretrain", objective=objective, encoder=encoder, images=images, labels=labels,
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            lr_schedule=lr_schedule, warmup_fraction=warmup_fraction, augment=augment_cfg,
+            seed=seed, log_every=log_every, **head_kw,
+        )  # fmt: skip
 
     with _reproducible(seed, dev):
-        head = build_objective(
-            objective,
-            embed_dim,
-            num_classes=num_classes,
-            temperature=temperature,
-            barlow_lambda=barlow_lambda,
-            vicreg_coeffs=vicreg_coeffs,
-            w2_alpha_max=w2_alpha_max,
-            w2_alpha_min=w2_alpha_min,
-            projector_dim=projector_dim,
-            projector_hidden_dim=projector_hidden_dim,
-            supervised_head=supervised_head,
-        )
+        head = build_objective(objective, embed_dim, encoder=encoder, **head_kw)
         assert head is not None  # "random" returned above
         encoder.to(dev).train()
         head.to(dev).train()
-        params = list(encoder.parameters()) + list(head.parameters())
+        # a momentum target network is not trained by the optimiser
+        params = list(encoder.parameters()) + [p for p in head.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         for group in optimizer.param_groups:
             group["base_lr"] = lr
-        if augment_cfg is None:
-            augment_cfg = pretrain_recipe(objective)
         gen = torch.Generator().manual_seed(seed)
-        step = 0
-        bar = _progress(total_steps, f"pretrain[{objective}]", progress)
-        for epoch in range(epochs):
+        start_epoch = step = 0
+        if (state := _load_resume(resume_path, fingerprint)) is not None:
+            encoder.load_state_dict(state["encoder"])
+            head.load_state_dict(state["head"])
+            optimizer.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gen, dev)
+            start_epoch, step, rows = state["epoch"], state["step"], state["history"]
+        bar = _progress(total_steps, f"pretrain[{objective}]", progress, initial=step)
+        for epoch in range(start_epoch, epochs):
             order = torch.randperm(n, generator=gen)
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size : (b + 1) * batch_size]
@@ -355,15 +505,17 @@ def pretrain(
                 y = targets[idx].to(dev) if targets is not None else None
                 with torch.no_grad():
                     views = [augment_batch(x, gen, augment_cfg) for _ in range(head.n_views)]
+                    inputs = torch.cat(views, dim=0)
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule, warmup_steps))
                 # One forward over the concatenated views: same BatchNorm statistics as the
                 # SimCLR reference implementation's shared batch.
-                emb = encoder(torch.cat(views, dim=0)).chunk(head.n_views, dim=0)
-                out = head(emb, y, step=step, total_steps=total_steps)
+                emb = encoder(inputs).chunk(head.n_views, dim=0)
+                out = head(emb, y, step=step, total_steps=total_steps, inputs=inputs)
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                head.after_step(encoder, step, total_steps)
                 # Checked at logged steps only (a host sync): a NaN persists once it appears.
                 if step % log_every == 0 or step == total_steps - 1:
                     _check_finite(loss, step)
@@ -373,6 +525,20 @@ def pretrain(
                     bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
                 bar.update(1)
                 step += 1
+            if resume_path is not None and _checkpoint_due(epoch, epochs, checkpoint_every):
+                save_checkpoint(
+                    resume_path,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "encoder": encoder.state_dict(),
+                        "head": head.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": _rng_state(gen, dev),
+                        "history": rows,
+                    },
+                )
         bar.close()
     encoder.eval()
     history = pd.DataFrame(rows)
@@ -457,6 +623,8 @@ def finetune(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    checkpoint_every: int = 1,
+    resume_path: str | Path | None = None,
 ) -> tuple[EncoderClassifier, pd.DataFrame]:
     """Full fine-tuning of a copy of ``encoder`` with a new linear head (every parameter trained).
 
@@ -497,6 +665,8 @@ def finetune(
         Where to train; the classifier is left on this device.
     progress : bool
         Show a tqdm bar on stderr.
+    checkpoint_every, resume_path
+        Resumable training, as in :func:`pretrain` (the state includes the best epoch's weights).
 
     Returns
     -------
@@ -525,6 +695,7 @@ def finetune(
             f"head_init must be Linear({encoder.num_features}, {num_classes}), got "
             f"Linear({head_init.in_features}, {head_init.out_features})"
         )
+    _check_checkpoint_every(checkpoint_every)
     dev = torch.device(device)
     cfg = (augment_cfg or FINETUNE_AUGMENT) if augment else None
 
@@ -543,6 +714,15 @@ def finetune(
     total_steps = epochs * steps_per_epoch
     data = torch.from_numpy(np.ascontiguousarray(tr_images))
     targets = torch.from_numpy(tr_labels)
+    fingerprint = ""
+    if resume_path is not None:
+        fingerprint = _fingerprint(
+            run="finetune", encoder=encoder, images=images, labels=labels,
+            num_classes=num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
+            head_lr=head_lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
+            val_fraction=val_fraction, select=select, augment=cfg,
+            label_smoothing=label_smoothing, head_init=head_init, seed=seed,
+        )  # fmt: skip
 
     rows = []
     with _reproducible(seed, dev):
@@ -562,9 +742,16 @@ def finetune(
         best_key: tuple[float, float] | None = None
         best_state: dict[str, torch.Tensor] | None = None
         best_epoch = epochs - 1
-        step = 0
-        bar = _progress(total_steps, "finetune", progress)
-        for epoch in range(epochs):
+        start_epoch = step = 0
+        if (state := _load_resume(resume_path, fingerprint)) is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gen, dev)
+            start_epoch, step, rows = state["epoch"], state["step"], state["history"]
+            best_key = None if state["best_key"] is None else tuple(state["best_key"])
+            best_state, best_epoch = state["best_state"], state["best_epoch"]
+        bar = _progress(total_steps, "finetune", progress, initial=step)
+        for epoch in range(start_epoch, epochs):
             model.train()
             order = torch.randperm(n, generator=gen)
             loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
@@ -608,6 +795,22 @@ def finetune(
             bar.set_postfix(
                 loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}", refresh=False
             )
+            if resume_path is not None and _checkpoint_due(epoch, epochs, checkpoint_every):
+                save_checkpoint(
+                    resume_path,
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": _rng_state(gen, dev),
+                        "history": rows,
+                        "best_key": best_key,
+                        "best_state": best_state,
+                        "best_epoch": best_epoch,
+                    },
+                )
         bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)

@@ -48,24 +48,54 @@ def classification_table(
     return pd.DataFrame(rows).assign(layer="final", variant="")
 
 
+def objective_params(objective: str, params: dict) -> dict:
+    """``params`` with the W2 weights resolved for ``objective``.
+
+    ``w2_alpha_max`` / ``w2_alpha_min`` are one number for every ``*_w2`` objective or a mapping
+    objective -> number (Fang et al. 2024 weight MoCo v2 by 1 and BYOL by 0.2); objectives
+    without W2 ignore them.
+    """
+    objective = canonical_objective(objective)
+    out = dict(params)
+    for key in ("w2_alpha_max", "w2_alpha_min"):
+        value = out.get(key)
+        if not isinstance(value, dict):
+            continue
+        if objective.endswith("_w2"):
+            if objective not in value:
+                raise ValueError(f"{key} has no value for objective {objective!r}: {value}")
+            out[key] = value[objective]
+        else:
+            del out[key]
+    return out
+
+
 def pretrain_zoo(
-    spec: ModelSpec, data: ImageDataset, params: dict, *, seed: int, device: str
+    spec: ModelSpec,
+    data: ImageDataset,
+    params: dict,
+    *,
+    seed: int,
+    device: str,
+    resume_path: str | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Pretrain a zoo encoder on the train split of ``data`` with ``spec.objective``.
 
     Every architecture starts from the same seeded initialisation, so encoders of one
     architecture differ only by their objective (``random`` is that initialisation untouched).
     ``params["augment"]`` replaces fields of the objective's augmentation recipe
-    (:func:`repaudit.models.augment.pretrain_recipe`).
+    (:func:`repaudit.models.augment.pretrain_recipe`); W2 weights may be per objective
+    (:func:`objective_params`). ``resume_path``: see :func:`repaudit.models.training.pretrain`.
     """
     encoder = build_encoder(_as_random(spec), seed=seed)
     train = data.split == "train"
-    params = dict(params)
+    params = objective_params(spec.objective, params)
     overrides = params.pop("augment", None) or {}
     recipe = pretrain_recipe(canonical_objective(spec.objective), **overrides)
     encoder, history = training.pretrain(
         encoder, data.images[train], data.labels[train], spec.objective,
-        num_classes=len(data.class_names), seed=seed, device=device, augment_cfg=recipe, **params,
+        num_classes=len(data.class_names), seed=seed, device=device, augment_cfg=recipe,
+        resume_path=resume_path, **params,
     )  # fmt: skip
     train_params = {**params, "augment": dataclasses.asdict(recipe)}
     payload = _payload(encoder.cpu(), spec, objective=spec.objective, seed=seed, train=train_params)
@@ -73,14 +103,24 @@ def pretrain_zoo(
 
 
 def finetune_stage(
-    spec: ModelSpec, weights: str | None, data: ImageDataset, params: dict, *, seed, device
+    spec: ModelSpec,
+    weights: str | None,
+    data: ImageDataset,
+    params: dict,
+    *,
+    seed,
+    device,
+    resume_path: str | None = None,
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Fully fine-tune an encoder with a new head on the train split; test on the test split."""
+    """Fully fine-tune an encoder with a new head on the train split; test on the test split.
+
+    ``resume_path``: see :func:`repaudit.models.training.finetune`.
+    """
     encoder, _ = load_encoder(spec, weights, seed=seed)
     train, test = data.split == "train", data.split == "test"
     model, history = training.finetune(
         encoder, data.images[train], data.labels[train], len(data.class_names),
-        seed=seed, device=device, **params,
+        seed=seed, device=device, resume_path=resume_path, **params,
     )  # fmt: skip
     model = model.cpu().eval()
     accuracy, recall, _ = training.evaluate_classifier(model, data.images[test], data.labels[test])
