@@ -1,8 +1,12 @@
-"""Helpers shared by the metric modules: feature validation, row normalisation and k-means.
+"""Helpers shared by the metric modules: input coercion and validation, row normalisation and
+k-means.
 
 One home for each: the metric modules (relative representations, anchors, similarity,
-stitching, uniformity, geometry, concepts, binding) and ``repaudit.models.training`` import them
-from here instead of keeping private copies.
+stitching, uniformity, geometry, concepts, convexity, binding, sensitivity) and
+``repaudit.models.training`` import them from here instead of keeping private copies. Every
+public metric passes its array inputs through :func:`as_features` / :func:`as_labels` (or
+:func:`to_numpy` / :func:`as_tensor` for other shapes), so any array-like works: strided or
+negative-stride views, float16, nested lists, torch tensors on any device.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ __all__ = [
     "CHUNK_ELEMS",
     "as_features",
     "as_labels",
+    "as_tensor",
     "kmeans",
     "same_width",
     "sq_dists",
+    "to_numpy",
     "unit_rows",
 ]
 
@@ -24,16 +30,52 @@ __all__ = [
 CHUNK_ELEMS = 2**22
 
 
-def as_features(X, name: str = "X", *, min_rows: int = 2, dtype=np.float64) -> np.ndarray:
-    """Validate a (n_samples, n_features) real, finite array and return it.
+def to_numpy(x, name: str) -> np.ndarray:
+    """Any array-like as a numpy array, without a copy when it already is one.
 
-    Accepts numpy arrays, array-likes and torch tensors (detached, moved to the CPU). With the
-    default ``dtype`` the result is C-contiguous float64; ``dtype=None`` keeps the input dtype
-    (no copy). Raises a ValueError that says how to fix the input.
+    Torch tensors are detached and moved to the CPU (torch is not imported here); bfloat16,
+    which numpy lacks, becomes float32. Nested sequences of unequal lengths raise a ValueError
+    naming ``name`` (numpy's own message does not say which argument is ragged).
     """
-    if hasattr(X, "detach"):  # a torch tensor (torch is not imported here)
-        X = X.detach().cpu().numpy()
-    arr = np.asarray(X)
+    if hasattr(x, "detach") and hasattr(x, "resolve_neg"):  # a torch tensor
+        t = x.detach().cpu().resolve_conj().resolve_neg()
+        x = (t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy()
+    try:
+        return np.asarray(x)
+    except ValueError as err:
+        if "inhomogeneous" not in str(err):
+            raise ValueError(f"{name} cannot be read as an array: {err}") from None
+        raise ValueError(
+            f"{name} is ragged (nested sequences of different lengths); pass a rectangular "
+            "array, one row per sample."
+        ) from None
+
+
+def as_tensor(x, name: str):
+    """Any array-like as a torch tensor for the torch-native metrics (tensors keep their device).
+
+    numpy arrays of any layout (negative strides included, which torch cannot view) are copied
+    to a contiguous tensor; lists go through :func:`to_numpy`.
+    """
+    import torch  # deferred: the numpy-only metrics must not need torch
+
+    if isinstance(x, torch.Tensor):
+        return x
+    arr = np.ascontiguousarray(to_numpy(x, name))
+    if arr.dtype.kind not in "biufc":
+        raise ValueError(f"{name} must be a numeric array or tensor; got dtype {arr.dtype}.")
+    return torch.from_numpy(arr)
+
+
+def as_features(X, name: str = "X", *, min_rows: int = 2, dtype=np.float64) -> np.ndarray:
+    """Validate a (n_samples, n_features) real, finite array and return it C-contiguous.
+
+    Accepts numpy arrays of any layout (non-contiguous or negative-stride views, any real
+    dtype), nested lists and torch tensors (detached, moved to the CPU). With the default
+    ``dtype`` the result is float64; ``dtype=None`` keeps the input dtype (a copy only when the
+    input is not C-contiguous). Raises a one-line ValueError that names ``name`` and the fix.
+    """
+    arr = to_numpy(X, name)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features); got shape {arr.shape}; reshape it, "
@@ -47,14 +89,17 @@ def as_features(X, name: str = "X", *, min_rows: int = 2, dtype=np.float64) -> n
     if arr.shape[1] < 1:
         raise ValueError(f"{name} has no feature columns; pass (n_samples, n_features >= 1).")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must be a real numeric array; got dtype {arr.dtype}.")
-    if dtype is not None:
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        raise ValueError(
+            f"{name} must be a real numeric array; got dtype {arr.dtype}; cast it, e.g. "
+            "X.astype(float)."
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
     finite = np.isfinite(arr)
     if not finite.all():
         bad = int((~finite).any(axis=1).sum())
         raise ValueError(
-            f"{name} contains NaN or Inf in {bad} row(s); drop or repair those samples first."
+            f"{name} contains NaN or Inf in {bad} row(s); drop or repair those samples first "
+            "(every value must be finite)."
         )
     return arr
 
@@ -67,13 +112,36 @@ def same_width(X: np.ndarray, Y: np.ndarray, x_name: str, y_name: str, fix: str)
         )
 
 
-def as_labels(labels, n: int | None, name: str = "labels") -> np.ndarray:
-    """Validate a 1-D label vector (of ``n`` entries when ``n`` is given) and return it."""
-    lab = np.asarray(labels)
+def as_labels(
+    labels,
+    n: int | None,
+    name: str = "labels",
+    *,
+    integer: bool = False,
+    expected: str = "one per row of the features",
+) -> np.ndarray:
+    """Validate a non-empty 1-D label vector (of ``n`` entries when ``n`` is given); return it.
+
+    Accepts the same array-likes as :func:`as_features`. ``integer`` requires integer (or bool)
+    class ids. ``expected`` says, in the length error, what the ``n`` entries correspond to.
+    """
+    lab = to_numpy(labels, name)
     if lab.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_samples,); got shape {lab.shape}.")
+        raise ValueError(
+            f"{name} must be 1-D (n_samples,); got shape {lab.shape}; pass one label per sample."
+        )
     if n is not None and lab.shape[0] != n:
-        raise ValueError(f"{name} has {lab.shape[0]} entries but the features have {n} rows.")
+        raise ValueError(
+            f"{name} has {lab.shape[0]} entries, expected {n} ({expected}); pass one label per "
+            "sample."
+        )
+    if lab.shape[0] == 0:
+        raise ValueError(f"{name} is empty; pass one label per sample.")
+    if integer and not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == np.bool_):
+        raise ValueError(
+            f"{name} must hold integer class labels, got dtype {lab.dtype}; encode the classes "
+            "as integers, e.g. np.unique(y, return_inverse=True)[1]."
+        )
     if lab.dtype.kind == "f" and not np.isfinite(lab).all():
         raise ValueError(f"{name} contains NaN or Inf; pass integer class ids.")
     return lab

@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from repaudit.metrics._common import as_features, same_width, unit_rows
+from repaudit.metrics._common import as_features, as_labels, same_width, to_numpy, unit_rows
 
 __all__ = [
     "BAG_OF_SHAPES_CEILING",
@@ -58,12 +58,7 @@ _COSINE_DECIMALS = 12
 
 
 def _labels(y, n: int, name: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) to match the features, got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must be integer class labels, got dtype {y.dtype}")
-    return y.astype(np.int64, copy=False)
+    return as_labels(y, n, name, integer=True).astype(np.int64, copy=False)
 
 
 def _check_pair(train_X, train_y, test_X, test_y):
@@ -269,10 +264,10 @@ def swap_auc(za, zb, same) -> float:
     zb = as_features(zb, "zb", min_rows=1)
     if za.shape != zb.shape:
         raise ValueError(f"za and zb must have the same shape, got {za.shape} and {zb.shape}")
-    same = np.asarray(same)
-    if same.shape != (za.shape[0],) or same.dtype != np.bool_:
+    same = as_labels(same, za.shape[0], "same", expected="one per row of za")
+    if same.dtype != np.bool_:
         raise ValueError(
-            f"same must be a bool array of shape ({za.shape[0]},), got {same.dtype} {same.shape}"
+            f"same must be a bool array, got dtype {same.dtype}; pass a mask, e.g. labels == 1"
         )
     n_pos, n_neg = int(same.sum()), int((~same).sum())
     if n_pos == 0 or n_neg == 0:
@@ -345,23 +340,35 @@ def binding_table(
     """
     if not isinstance(features, dict) or not features:
         raise ValueError("features must be a non-empty dict: layer name -> (N, D) array")
-    first = next(iter(features.values()))
-    n = np.asarray(first).shape[0] if np.ndim(first) >= 1 else 0
-    labels = _labels(labels, n, "labels")
-    split = np.asarray(split).astype(str)
-    if split.shape != (n,):
-        raise ValueError(f"split must have shape ({n},) to match the features, got {split.shape}")
-    bad = sorted(set(np.unique(split).tolist()) - {"train", "test"})
-    if bad:
-        raise ValueError(f"split values must be 'train' or 'test', got {bad}")
     if layers is None:
         layers = list(features)
     missing = [layer for layer in layers if layer not in features]
     if missing:
         raise ValueError(f"layers {missing} are not in features (available: {list(features)})")
+    if not layers:
+        raise ValueError("layers is empty; name at least one layer (None evaluates every layer)")
+    # every layer is checked before the (slow) probes; float64 copies are made one at a time
+    arrays = {
+        layer: as_features(features[layer], f"features[{layer!r}]", min_rows=1, dtype=None)
+        for layer in layers
+    }
+    n = arrays[layers[0]].shape[0]
+    for layer, x in arrays.items():
+        if x.shape[0] != n:
+            raise ValueError(
+                f"features[{layer!r}] has shape {x.shape}, expected ({n}, D): every layer "
+                "describes the same scenes"
+            )
+    labels = _labels(labels, n, "labels")
+    split = to_numpy(split, "split").astype(str)
+    if split.shape != (n,):
+        raise ValueError(f"split must have shape ({n},) to match the features, got {split.shape}")
+    bad = sorted(set(np.unique(split).tolist()) - {"train", "test"})
+    if bad:
+        raise ValueError(f"split values must be 'train' or 'test', got {bad}")
     if probe_mask is None:
         probe_mask = np.ones(n, dtype=bool)
-    probe_mask = np.asarray(probe_mask)
+    probe_mask = to_numpy(probe_mask, "probe_mask")
     if probe_mask.shape != (n,) or probe_mask.dtype != np.bool_:
         raise ValueError(f"probe_mask must be a bool array of shape ({n},)")
     tr = probe_mask & (split == "train")
@@ -371,7 +378,7 @@ def binding_table(
     if (swap_pairs is None) != (swap_same is None):
         raise ValueError("give swap_pairs and swap_same together (or neither)")
     if swap_pairs is not None:
-        swap_pairs = np.asarray(swap_pairs)
+        swap_pairs = to_numpy(swap_pairs, "swap_pairs")
         if (
             swap_pairs.ndim != 2
             or swap_pairs.shape[1] != 2
@@ -381,15 +388,10 @@ def binding_table(
         if swap_pairs.size and (swap_pairs.min() < 0 or swap_pairs.max() >= n):
             raise ValueError(f"swap_pairs indices must lie in [0, {n})")
 
-    for layer in layers:  # check every layer before the (slow) probes
-        shape = np.shape(features[layer])
-        if len(shape) != 2 or shape[0] != n:
-            raise ValueError(f"features[{layer!r}] has shape {shape}, expected ({n}, D)")
-
     n_classes = np.unique(labels[tr]).size
     rows = []
     for layer in layers:
-        x = as_features(features[layer], f"features[{layer!r}]", min_rows=1)
+        x = arrays[layer].astype(np.float64, copy=False)
         res = binding_probe(
             x[tr],
             labels[tr],

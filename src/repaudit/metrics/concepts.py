@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repaudit.metrics._common import as_features, kmeans, sq_dists
+from repaudit.metrics._common import as_features, as_labels, kmeans, sq_dists, to_numpy
 from repaudit.tables import select_samples, subset, with_keys
 
 __all__ = [
@@ -115,20 +115,19 @@ class ConceptMatch:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_partition(P: np.ndarray, name: str) -> np.ndarray:
-    P = np.asarray(P, dtype=np.float64)
-    if P.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_concepts), got shape {P.shape}")
-    if P.shape[0] < 2 or P.shape[1] < 1:
-        raise ValueError(f"{name} needs >= 2 samples and >= 1 concept, got shape {P.shape}")
-    if not np.all(np.isfinite(P)):
-        raise ValueError(f"{name} contains NaN or Inf; memberships must be finite")
-    if P.min() < -_ROW_TOL or P.max() > 1 + _ROW_TOL:
+def _check_partition(P, name: str) -> np.ndarray:
+    raw = to_numpy(P, name)
+    # A low-precision input cannot sum to 1 more exactly than its own rounding allows.
+    tol = _ROW_TOL
+    if raw.dtype.kind == "f" and raw.ndim == 2:
+        tol = max(tol, raw.shape[1] * float(np.finfo(raw.dtype).eps))
+    P = as_features(raw, name)
+    if P.min() < -tol or P.max() > 1 + tol:
         raise ValueError(
             f"{name} has entries outside [0, 1] (min {P.min():.3g}, max {P.max():.3g}); "
             "clip projection scores to [0, 1] and renormalise rows first"
         )
-    if P.sum(axis=1).max() > 1 + _ROW_TOL:
+    if P.sum(axis=1).max() > 1 + tol:
         raise ValueError(
             f"{name} has rows summing to more than 1 (max {P.sum(axis=1).max():.6g}); "
             "normalise rows, e.g. P / P.sum(1, keepdims=True)"
@@ -146,16 +145,14 @@ def _check_pair(P: np.ndarray, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return P, Q
 
 
-def one_hot(labels: np.ndarray) -> np.ndarray:
+def one_hot(labels) -> np.ndarray:
     """One-hot (N, K) float64 matrix of integer labels (K = number of distinct labels).
 
     Label -1 is treated as an ordinary class here; the crisp partition of ground-truth labels.
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    labels = as_labels(labels, None)
     _, inv = np.unique(labels, return_inverse=True)
-    out = np.zeros((labels.shape[0], int(inv.max()) + 1 if labels.size else 0))
+    out = np.zeros((labels.shape[0], int(inv.max()) + 1))
     out[np.arange(labels.shape[0]), inv] = 1.0
     return out
 
@@ -206,10 +203,6 @@ def discover_concepts(
     ValueError if the sizes do not fit N; :class:`TooFewConceptsError` (a ValueError) if HDBSCAN
     finds fewer than 2 clusters.
     """
-    import hdbscan
-    import hdbscan.prediction
-    import umap
-
     X = as_features(X, dtype=None)  # UMAP sees the features in their own dtype
     n = X.shape[0]
     if not 2 <= n_components < n - 1:
@@ -230,6 +223,10 @@ def discover_concepts(
         raise ValueError(f"min_samples={min_samples} must be in [1, N={n}); lower min_samples")
     if selection not in ("leaf", "eom"):
         raise ValueError(f"selection must be 'leaf' or 'eom', got {selection!r}")
+    # deferred until the input is known to be valid: importing UMAP takes seconds
+    import hdbscan
+    import hdbscan.prediction
+    import umap
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -567,9 +564,7 @@ def match_concepts(D: np.ndarray, threshold: float) -> ConceptMatch:
     """
     from scipy.optimize import linear_sum_assignment
 
-    D = np.asarray(D, dtype=np.float64)
-    if D.ndim != 2 or min(D.shape) < 1 or not np.all(np.isfinite(D)):
-        raise ValueError(f"D must be a finite 2-D (C, C') matrix, got shape {D.shape}")
+    D = as_features(D, "D", min_rows=1)
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     a, b = linear_sum_assignment(D)
@@ -597,16 +592,15 @@ def sanity_score(
 
     Parameters
     ----------
-    gri_matrix : (L, L) layer × layer alignment (symmetric for the GRI), L >= 2.
+    gri_matrix : (L, L) layer × layer alignment (symmetric for the GRI), L >= 2, finite (drop
+        failed layers and pass ``positions``).
     k : adjacency radius (paper: 1).
     positions : depth index of each row (default 0..L−1); pass it when some layers are missing.
     """
-    G = np.asarray(gri_matrix, dtype=np.float64)
-    if G.ndim != 2 or G.shape[0] != G.shape[1] or G.shape[0] < 2:
+    G = as_features(gri_matrix, "gri_matrix")
+    if G.shape[0] != G.shape[1]:
         raise ValueError(f"gri_matrix must be square (L, L) with L >= 2, got shape {G.shape}")
-    if not np.all(np.isfinite(G)):
-        raise ValueError("gri_matrix contains NaN/Inf; drop the failed layers and pass positions")
-    pos = np.arange(G.shape[0]) if positions is None else np.asarray(positions)
+    pos = np.arange(G.shape[0]) if positions is None else to_numpy(positions, "positions")
     if pos.shape != (G.shape[0],):
         raise ValueError(f"positions must have length {G.shape[0]}, got shape {pos.shape}")
     G = G.copy()
@@ -617,6 +611,20 @@ def sanity_score(
 
 
 # --------------------------------------------------------------------------- tables
+
+
+def _layer_arrays(features: Mapping, n: int) -> dict[str, np.ndarray]:
+    """Every layer as a checked numpy array of n rows, before the (slow) discovery starts."""
+    arrays = {}
+    for name, x in features.items():
+        X = as_features(x, f"features[{name!r}]", dtype=None)
+        if X.shape[0] != n:
+            raise ValueError(
+                f"features[{name!r}] has {X.shape[0]} rows, which do not match the {n} labels; "
+                "pass one label per sample"
+            )
+        arrays[name] = X
+    return arrays
 
 
 def _discover(method: str, X: np.ndarray, n_concepts: int | None, seed: int, kw) -> ConceptResult:
@@ -679,13 +687,10 @@ def concepts_table(
         raise ValueError("baselines need a concept count: include 'manifold' or pass n_concepts")
     if not features:
         raise ValueError("features is empty; pass at least one layer")
-    labels = np.asarray(labels)
+    labels = as_labels(labels, None)
     layer_names = list(features)
     n = labels.shape[0]
-    for name in layer_names:
-        X = np.asarray(features[name])
-        if X.ndim != 2 or X.shape[0] != n:
-            raise ValueError(f"layer {name!r}: features {X.shape} do not match {n} labels")
+    arrays = _layer_arrays(features, n)
     if max_samples is not None and max_samples < n:
         if max_samples < 2:
             raise ValueError(f"max_samples={max_samples} must be >= 2")
@@ -724,7 +729,7 @@ def concepts_table(
         "renormalize": renormalize,
     }
     for name in layer_names:
-        X = as_features(np.asarray(features[name])[idx], f"features[{name!r}]", dtype=None)
+        X = arrays[name][idx]
         c = n_concepts
         failed = False
         for method in ("manifold", "kmeans", "pca"):
@@ -854,6 +859,9 @@ def sampled_concepts_table(
     ``sample_index`` is translated to rows of the full feature file, so memberships of
     different models can be matched by row.
     """
+    labels = as_labels(labels, None)
+    split = as_labels(split, labels.shape[0], "split", expected="one per entry of labels")
+    features = _layer_arrays(features, labels.shape[0])
     p = dict(params)
     idx = select_samples(labels, split, p.pop("split"), p.pop("max_samples"), seed)
     table, memberships = concepts_table(subset(features, idx), labels[idx], seed=seed, **p)

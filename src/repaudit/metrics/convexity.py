@@ -43,6 +43,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from repaudit.metrics._common import as_features, as_labels
 from repaudit.metrics._knn import approximate_knn, exact_knn, knn_recall
 from repaudit.metrics._paths import pair_scores
 
@@ -124,42 +125,17 @@ class ConvexityResult:
 # validation helpers
 
 
-def _check_labels(y, n: int | None = None) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be 1-D (n_samples,), got shape {y.shape}")
-    if n is not None and y.shape[0] != n:
-        raise ValueError(
-            f"labels have {y.shape[0]} entries but there are {n} samples; pass one label per sample"
-        )
-    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.bool_)):
-        raise ValueError(f"labels must be integers, got dtype {y.dtype}; encode classes as ints")
+def _check_labels(y, n: int | None = None, name: str = "y") -> np.ndarray:
+    """Integer class labels (as_labels) in which every class has the 2 members a pair needs."""
+    y = as_labels(y, n, name, integer=True)
     classes, counts = np.unique(y, return_counts=True)
-    if classes.size == 0:
-        raise ValueError("labels are empty; pass at least 2 samples per class")
     small = classes[counts < 2]
     if small.size:
         raise ValueError(
-            f"classes {small.tolist()} have fewer than 2 samples; convexity needs pairs within "
-            "a class: drop these classes or add samples"
+            f"{name}: classes {small.tolist()} have fewer than 2 samples; convexity needs pairs "
+            "within a class: drop these classes or add samples"
         )
     return y.astype(np.int64)
-
-
-def _check_features(X) -> np.ndarray:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"features must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if X.shape[0] < 2 or X.shape[1] < 1:
-        raise ValueError(f"features need >= 2 samples and >= 1 feature, got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"features must be numeric, got dtype {X.dtype}")
-    X = X.astype(np.float64, copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(
-            "features contain NaN or Inf; remove or fix these samples before computing convexity"
-        )
-    return X
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -356,7 +332,7 @@ def knn_graph(
     scipy.sparse.csr_matrix, shape (n_samples, n_samples)
         Symmetric, float64, no explicit zeros and no self-loops.
     """
-    X = _check_features(X)
+    X = as_features(X)
     k = _check_positive_int("k", k)
     return _build_graph(X, k, device, _check_knn(knn), seed)[0]
 
@@ -541,7 +517,7 @@ def graph_convexity(
     meet) and may differ from igraph's; with continuous features such
     ties have probability 0, with exact duplicates or lattice data they can change a pair score.
     """
-    X = _check_features(X)
+    X = as_features(X)
     y = _check_labels(y, X.shape[0])
     k = _check_positive_int("k", k)
     max_paths = _check_positive_int("max_paths", max_paths)
@@ -583,7 +559,7 @@ def permutation_chance(
         Mean and standard deviation (ddof=1; NaN for one permutation) of the permuted layer
         scores in %. NaN, NaN when the graph has no edges.
     """
-    X = _check_features(X)
+    X = as_features(X)
     y = _check_labels(y, X.shape[0])
     k = _check_positive_int("k", k)
     max_paths = _check_positive_int("max_paths", max_paths)
@@ -776,8 +752,8 @@ def convexity_table(
     knn = _check_knn(knn)
     rows = []
     for layer, X in features.items():
-        X = _check_features(X)
-        y = _check_labels(labels, X.shape[0])
+        X = as_features(X, f"features[{layer!r}]")
+        y = _check_labels(labels, X.shape[0], "labels")
         graph, recall = _build_graph(X, k, device, knn, seed)
         note = _no_edge_note(X) if graph.nnz == 0 else ""
         res = _graph_convexity_on(graph, y, max_paths, seed, note)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repaudit.metrics._common import as_features, as_labels, unit_rows
+from repaudit.metrics._common import as_features, as_labels, to_numpy, unit_rows
 from repaudit.metrics.anchors import ANCHOR_METHODS, select_anchors
 from repaudit.metrics.projection import _relative_factors, relative_projection
 from repaudit.metrics.similarity import (
@@ -70,36 +70,35 @@ __all__ = [
 
 
 def _prepare_tables(features_by_model, labels, split, layers):
+    """Check the table inputs; the features come back as numpy arrays (any array-like in)."""
     if not isinstance(features_by_model, Mapping) or not features_by_model:
         raise ValueError("features_by_model must be a non-empty dict model -> {layer: array}.")
     models = list(features_by_model)
-    split_arr = np.asarray(split).astype(str)
+    split_arr = to_numpy(split, "split").astype(str)
     if split_arr.ndim != 1:
         raise ValueError(f"split must be 1-D (n_samples,); got shape {split_arr.shape}.")
     n = split_arr.shape[0]
-    lab = as_labels(labels, n, "labels (vs split)")
+    lab = as_labels(labels, n, "labels", expected="one per entry of split")
     if layers is None:
         first = list(features_by_model[models[0]])
         layers = [ly for ly in first if all(ly in features_by_model[m] for m in models)]
     layers = [str(ly) for ly in layers]
     if not layers:
         raise ValueError("no layer is shared by all models; pass layers= explicitly.")
+    arrays: dict[str, dict[str, np.ndarray]] = {}
     for m in models:
         missing = [ly for ly in layers if ly not in features_by_model[m]]
         if missing:
             raise ValueError(f"model {m!r} lacks layers {missing}; extract them or drop them.")
+        arrays[m] = {}
         for ly in layers:
-            arr = np.asarray(features_by_model[m][ly])
-            if arr.ndim != 2 or arr.shape[0] != n:
+            name = f"features[{m!r}][{ly!r}]"
+            arr = as_features(features_by_model[m][ly], name, min_rows=1, dtype=None)
+            if arr.shape[0] != n:
                 raise ValueError(
-                    f"features[{m!r}][{ly!r}] has shape {arr.shape}; expected ({n}, d) to match "
-                    "labels and split."
+                    f"{name} has shape {arr.shape}; expected ({n}, d) to match labels and split."
                 )
-            if not np.isfinite(arr).all():
-                raise ValueError(
-                    f"features[{m!r}][{ly!r}] contains NaN or Inf; fix the extraction or drop "
-                    "those samples from every model."
-                )
+            arrays[m][ly] = arr
     train_idx = np.flatnonzero(split_arr == "train")
     test_idx = np.flatnonzero(split_arr == "test")
     if train_idx.size == 0 or test_idx.size < 2:
@@ -107,13 +106,11 @@ def _prepare_tables(features_by_model, labels, split, layers):
             f"need a 'train' split (anchors, decoders) and >= 2 'test' items; got "
             f"{train_idx.size} train and {test_idx.size} test rows."
         )
-    return models, layers, lab, train_idx, test_idx
+    return models, layers, lab, train_idx, test_idx, arrays
 
 
-def _features(features_by_model, model, layer, rows) -> np.ndarray:
-    return as_features(
-        np.asarray(features_by_model[model][layer])[rows], f"features[{model!r}][{layer!r}]"
-    )
+def _features(arrays, model, layer, rows) -> np.ndarray:
+    return as_features(arrays[model][layer][rows], f"features[{model!r}][{layer!r}]")
 
 
 def _table_anchors(
@@ -202,7 +199,7 @@ def relative_table(
     ``seed`` (relative rows only; NA otherwise), ``k`` (neighbourhood size; NA for CKA) and
     ``n_samples`` (test items compared).
     """
-    models, layers, lab, train_idx, test_idx = _prepare_tables(
+    models, layers, lab, train_idx, test_idx, features_by_model = _prepare_tables(
         features_by_model, labels, split, layers
     )
     n_test = test_idx.size
@@ -346,7 +343,7 @@ def stitching_table(
     parameters ``n_anchors``, ``anchor_method``, ``center``, ``seed`` (relative rows only; NA
     otherwise), ``epochs``, ``lr``, ``hidden``, ``n_samples`` (test items).
     """
-    models, layers, lab, train_idx, test_idx = _prepare_tables(
+    models, layers, lab, train_idx, test_idx, features_by_model = _prepare_tables(
         features_by_model, labels, split, layers
     )
     _check_anchor_args(anchor_method, n_anchors, train_idx.size)

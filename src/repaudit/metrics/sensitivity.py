@@ -42,6 +42,8 @@ import torch
 from torch.func import functional_call, jvp, vjp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from repaudit.metrics._common import as_tensor, to_numpy
+
 __all__ = [
     "exact_jacobian_effective_rank",
     "exact_jacobian_singular_values",
@@ -119,10 +121,7 @@ def _differentiable_model(f: torch.nn.Module, device: str | torch.device | None)
 
 def _check_images(images, name: str = "images") -> torch.Tensor:
     """Validate a float image batch (B, C, H, W) in [0, 1]; return it as a float32 tensor."""
-    if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor or numpy array, got {type(images)}")
+    images = as_tensor(images, name)
     if not images.is_floating_point():
         raise ValueError(
             f"{name} must be float in raw [0, 1] pixel space, got dtype {images.dtype}; "
@@ -134,7 +133,10 @@ def _check_images(images, name: str = "images") -> torch.Tensor:
             "add a batch axis with x[None] for a single image"
         )
     if images.shape[0] < 1 or images[0].numel() < 1:
-        raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
+        raise ValueError(
+            f"{name} is empty: shape {tuple(images.shape)}; pass at least one image with "
+            "C, H, W >= 1"
+        )
     if not torch.isfinite(images).all():
         raise ValueError(f"{name} contains NaN or Inf values; remove or repair those images")
     if images.min() < 0 or images.max() > 1:
@@ -147,8 +149,8 @@ def _check_images(images, name: str = "images") -> torch.Tensor:
 
 def _single_or_batch(image) -> tuple[torch.Tensor, bool]:
     """Accept one image (C, H, W) or a batch (B, C, H, W)."""
-    t = torch.from_numpy(np.asarray(image)) if isinstance(image, np.ndarray) else image
-    if isinstance(t, torch.Tensor) and t.ndim == 3:
+    t = as_tensor(image, "image")
+    if t.ndim == 3:
         return _check_images(t[None], "image"), True
     return _check_images(t, "image"), False
 
@@ -273,11 +275,11 @@ def singular_value_participation_ratio(s, k: int | None = None) -> float:
     -------
     float in [1, n]; invariant to a global rescaling of s. NaN if all values are zero.
     """
-    s = np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s, dtype=np.float64)
+    s = to_numpy(s, "s").astype(np.float64)
     if s.ndim != 1 or s.size == 0:
         raise ValueError(f"s must be a non-empty 1-D array of singular values, got {s.shape}")
     if not np.isfinite(s).all() or (s < 0).any():
-        raise ValueError("singular values must be finite and non-negative")
+        raise ValueError("s must hold finite, non-negative singular values; got NaN, Inf or < 0")
     s = np.sort(s)[::-1]
     if k is not None:
         s = s[: _check_int(k, "k", 1)]

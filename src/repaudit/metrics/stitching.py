@@ -36,9 +36,7 @@ def weighted_f1_score(y_true, y_pred) -> float:
     correctly scores 0 (``zero_division=0``). Returned in [0, 1].
     """
     yt = as_labels(y_true, None, "y_true")
-    yp = as_labels(y_pred, yt.shape[0], "y_pred")
-    if yt.shape[0] == 0:
-        raise ValueError("weighted_f1_score needs at least one sample.")
+    yp = as_labels(y_pred, yt.shape[0], "y_pred", expected="one per entry of y_true")
     return float(f1_score(yt, yp, average="weighted", zero_division=0))
 
 
@@ -178,8 +176,8 @@ def stitching_scores(
     ytr = as_labels(y_train, None, "y_train")
     yte = as_labels(y_test, None, "y_test")
     for m in models:
-        as_labels(ytr, train[m].shape[0], f"y_train (vs train_spaces[{m!r}])")
-        as_labels(yte, test[m].shape[0], f"y_test (vs test_spaces[{m!r}])")
+        as_labels(ytr, train[m].shape[0], "y_train", expected=f"one per row of train_spaces[{m!r}]")
+        as_labels(yte, test[m].shape[0], "y_test", expected=f"one per row of test_spaces[{m!r}]")
         if train[m].shape[1] != test[m].shape[1]:
             raise ValueError(
                 f"model {m!r}: train width {train[m].shape[1]} != test width "

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from repaudit.metrics._common import as_features, unit_rows
+from repaudit.metrics._common import as_features, as_tensor, unit_rows
 
 try:  # installed with scikit-learn; only used to run small eigen-solves on one BLAS thread
     from threadpoolctl import ThreadpoolController
@@ -173,9 +173,7 @@ def wasserstein_uniformity_floor(n_samples: int, dim: int, seed: int = 0) -> flo
     return _w2_from_moments(mu, cov, dim)
 
 
-def wasserstein_uniformity_loss(
-    z: torch.Tensor, eps: float = 1e-8, validate: bool = True
-) -> torch.Tensor:
+def wasserstein_uniformity_loss(z, eps: float = 1e-8, validate: bool = True) -> torch.Tensor:
     r"""Differentiable W2 uniformity loss (Fang et al. 2024, §4.2), for "SSL + W2" training.
 
     Same estimator as :func:`wasserstein_uniformity` (L2-normalised rows, biased covariance,
@@ -195,7 +193,7 @@ def wasserstein_uniformity_loss(
     Parameters
     ----------
     z : torch.Tensor (n, m)
-        Unnormalised projections, n ≥ 2.
+        Unnormalised projections, n ≥ 2 (an array-like is converted; gradients need a tensor).
     eps : float
         Stabiliser described above; ``eps=0`` gives the exact estimator (unsafe gradients).
     validate : bool
@@ -207,15 +205,21 @@ def wasserstein_uniformity_loss(
     torch.Tensor
         Scalar W2 (lower = more uniform), differentiable w.r.t. ``z``.
     """
-    if z.ndim != 2 or z.shape[0] < 2:
-        raise ValueError(f"z must be (n >= 2, m), got shape {tuple(z.shape)}.")
+    z = as_tensor(z, "z")  # tensors stay on their device, with their autograd graph
+    if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
+        raise ValueError(
+            f"z must be 2-D (n >= 2 samples, m >= 1 features), got shape {tuple(z.shape)}; pass "
+            "a batch of at least 2 projections."
+        )
     zd = z.to(torch.float64)
     norms = zd.norm(dim=1, keepdim=True)
     if validate:
         if not bool(torch.isfinite(norms).all()):
-            raise ValueError("z contains NaN or Inf.")
+            raise ValueError("z contains NaN or Inf; check the encoder's outputs for divergence.")
         if bool((norms == 0).any()):
-            raise ValueError("z has all-zero rows; L2 normalisation is undefined for them.")
+            raise ValueError(
+                "z has all-zero rows; L2 normalisation is undefined for them; remove them."
+            )
     u = zd / norms
     n, m = u.shape
     mu = u.mean(dim=0)
@@ -224,7 +228,8 @@ def wasserstein_uniformity_loss(
     lam = torch.linalg.eigvalsh(cov)
     tr_sqrt = torch.sqrt(torch.clamp(lam, min=0.0) + eps).sum()
     w2_sq = mu @ mu + 1.0 + torch.diagonal(cov).sum() - 2.0 / math.sqrt(m) * tr_sqrt
-    return torch.sqrt(torch.clamp(w2_sq, min=0.0) + eps).to(z.dtype)
+    out_dtype = z.dtype if z.is_floating_point() else torch.float64
+    return torch.sqrt(torch.clamp(w2_sq, min=0.0) + eps).to(out_dtype)
 
 
 # --------------------------------------------------------------------------------------------
