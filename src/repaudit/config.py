@@ -5,9 +5,10 @@ Every problem becomes one :class:`ConfigError` line that names the bad value and
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jsonschema
@@ -154,8 +155,17 @@ def _check_references(config: Mapping) -> None:
             )
 
 
-def read_models(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
-    """Read and validate ``models.tsv``; return it indexed by ``model_id``."""
+#: Weights trained or initialised by the pipeline: one replicate per training seed.
+SEEDED_WEIGHTS = ("zoo", "random")
+
+
+def read_models(
+    path: str | Path, schema_path: str | Path, seeds: Sequence[int] = (0,)
+) -> pd.DataFrame:
+    """Read and validate ``models.tsv``; return one row per replicate, indexed by ``model_id``.
+
+    See :func:`replicate_models` for the replicates of ``seeds``.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config error: models sheet {str(path)!r} does not exist; set 'models'")
@@ -185,7 +195,43 @@ def read_models(path: str | Path, schema_path: str | Path) -> pd.DataFrame:
         raise ConfigError(f"config error: {path}: duplicate model_id {dup}; ids must be unique")
     for _, row in df.iterrows():
         _check_model_row(row, path)
-    return df.set_index("model_id", drop=False)
+    models = replicate_models(df, seeds)
+    if models["model_id"].duplicated().any():
+        dup = models.loc[models["model_id"].duplicated(), "model_id"].tolist()
+        raise ConfigError(
+            f"config error: {path}: replicate ids {dup} collide with a sheet id; "
+            "rename the row (ids ending in _s<seed> are the replicates' names)"
+        )
+    return models.set_index("model_id", drop=False)
+
+
+def replicate_models(sheet: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
+    """Each pipeline-trained row once per training seed, hub and checkpoint rows once.
+
+    A replicate of sheet row ``resnet_sup`` under seed 1 is ``resnet_sup_s1``: the seed is in
+    every path, so two seeds, or runs with different seeds, never overwrite each other.
+    ``cell`` keeps the sheet id (the design cell the replicates share) and ``seed`` the
+    training seed ("" for fixed weights, which have one replicate).
+    """
+    if len(seeds) == 0 or len(set(seeds)) != len(seeds):
+        raise ConfigError(
+            f"config error: train_seeds: {list(seeds)} must be distinct, at least one"
+        )
+    rows = []
+    for row in sheet.to_dict(orient="records"):
+        if row["weights"] not in SEEDED_WEIGHTS:
+            rows.append({**row, "cell": row["model_id"], "seed": ""})
+            continue
+        for seed in seeds:
+            rows.append(
+                {
+                    **row,
+                    "model_id": f"{row['model_id']}_s{seed}",
+                    "cell": row["model_id"],
+                    "seed": str(seed),
+                }
+            )
+    return pd.DataFrame(rows, columns=[*sheet.columns, "cell", "seed"])
 
 
 def _check_model_row(row: pd.Series, path: Path) -> None:
@@ -229,13 +275,38 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
 def random_controls(models: pd.DataFrame) -> dict[str, str]:
     """Each trained zoo model's random-initialisation control, where the sheet has one.
 
-    The control is the first ``random`` zoo row with the same architecture, input size and timm
-    kwargs: the same network at the same seeded initialisation, never trained (see
-    :func:`repaudit.models.zoo.pretrain_zoo`). Rows without one (hub, checkpoint) are absent.
+    The control is the first ``random`` zoo row with the same architecture, input size, timm
+    kwargs and training seed: the same network at the same seeded initialisation, never trained
+    (see :func:`repaudit.models.zoo.pretrain_zoo`). Rows without one (hub, checkpoint) are absent.
     """
     zoo = models[models["weights"] == "zoo"].fillna({"kwargs": ""})
-    key = ["architecture", "input_size", "kwargs"]
+    key = ["architecture", "input_size", "kwargs", *(["seed"] if "seed" in zoo else [])]
     random = zoo[zoo["objective"] == "random"].drop_duplicates(key)
     trained = zoo[zoo["objective"] != "random"]
     pairs = trained.merge(random, on=key, suffixes=("", "_control"))
     return dict(zip(pairs["model_id"], pairs["model_id_control"], strict=True))
+
+
+def select_models(names: Sequence[str] | None, models: pd.DataFrame, where: str) -> list[str]:
+    """Replicate ids named by ``names``, in sheet order; None selects every model.
+
+    A name is a sheet id (all its replicates), a replicate id, or a shell pattern over either
+    (``vit_*_s0``: the ViTs' seed-0 replicates). A name that matches nothing is a ConfigError.
+    """
+    ids = models["model_id"].tolist()
+    if names is None:
+        return ids
+    chosen = set()
+    for name in names:
+        hits = {
+            m
+            for m, cell in zip(ids, models["cell"], strict=True)
+            if fnmatch.fnmatchcase(m, name) or fnmatch.fnmatchcase(cell, name)
+        }
+        if not hits:
+            raise ConfigError(
+                f"config error: {where}: {name!r} matches no sheet id or replicate id "
+                f"(replicates are named like {ids[0]!r})"
+            )
+        chosen |= hits
+    return [m for m in ids if m in chosen]

@@ -963,3 +963,51 @@ def small_telescopes(
         return float(d33), float(sps.norm.cdf(stat))
     d33 = sign * k * se_original
     return float(d33), float(sps.norm.cdf((sign * ours - abs(d33)) / se_ours))
+
+
+def icc_oneway(values, cells, strata=None) -> dict[str, float]:
+    """ICC(1) of replicates within cells from a one-way ANOVA (Shrout & Fleiss 1979, ICC(1,1)).
+
+    ``values``: one measurement per replicate (e.g. a metric per training seed); ``cells``:
+    the design cell of each (e.g. architecture × objective). With ``strata`` (a factor
+    constant within cells, e.g. architecture) cell means are compared with their stratum's
+    mean instead of the grand mean: cells nested in strata, the between-cell variance is that
+    *within* strata, the quantity a test controlling the strata can use.
+
+    Returns ``icc`` = (MSB − MSW) / (MSB + (n0 − 1) MSW) (may be negative: cells differ less
+    than replicates), ``between_sd`` = sqrt(max(0, (MSB − MSW) / n0)) (the SD of true cell
+    means), ``within_sd`` = sqrt(MSW) (the replicate SD), ``n_cells`` and ``n_replicates``;
+    ``n0`` is the ANOVA's effective replicates per cell (Snedecor & Cochran, unbalanced).
+    NaN where fewer than two replicated cells (or strata with two cells) exist.
+    """
+    y = _vector(values, "values")
+    cells = np.asarray(cells)
+    if len(cells) != len(y):
+        raise ValueError(f"cells has {len(cells)} entries for {len(y)} values")
+    df = pd.DataFrame({"y": y, "cell": cells})
+    df["stratum"] = 0 if strata is None else np.asarray(strata)
+    if df.groupby("cell")["stratum"].nunique().max() > 1:
+        raise ValueError("strata must be constant within each cell (cells nested in strata)")
+    n = df.groupby("cell")["y"].size()
+    mean = df.groupby("cell")["y"].mean()
+    stratum = df.groupby("cell")["stratum"].first()
+    n_total, n_cells, n_strata = len(df), len(n), stratum.nunique()
+    out = {"n_cells": float(n_cells), "n_replicates": float(n_total)}
+    df_between, df_within = n_cells - n_strata, n_total - n_cells
+    if df_between < 1 or df_within < 1:
+        return {**out, "icc": np.nan, "between_sd": np.nan, "within_sd": np.nan}
+    ss_within = float(((df["y"] - df["cell"].map(mean)) ** 2).sum())
+    weighted = (mean * n).groupby(stratum).sum() / n.groupby(stratum).sum()
+    ss_between = float((n * (mean - stratum.map(weighted)) ** 2).sum())
+    msw, msb = ss_within / df_within, ss_between / df_between
+    # effective replicates per cell: sum over strata of (N_s - sum n_c^2 / N_s), per df
+    n_stratum = n.groupby(stratum).sum()
+    n0 = float((n_stratum - (n**2).groupby(stratum).sum() / n_stratum).sum() / df_between)
+    denominator = msb + (n0 - 1) * msw
+    icc = (msb - msw) / denominator if denominator > 0 else np.nan
+    return {
+        **out,
+        "icc": float(icc),
+        "between_sd": float(np.sqrt(max(0.0, (msb - msw) / n0))),
+        "within_sd": float(np.sqrt(msw)),
+    }

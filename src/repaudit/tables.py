@@ -8,7 +8,17 @@ import numpy as np
 import pandas as pd
 
 KEYS = ["dataset", "model", "stage", "layer", "metric", "variant", "value"]
-MODEL_META = ["model", "architecture", "family", "objective", "weights"]
+# The design of each encoder: its cell (sheet row), factors and training seed (replicate).
+MODEL_META = [
+    "model",
+    "cell",
+    "architecture",
+    "input_size",
+    "family",
+    "objective",
+    "weights",
+    "seed",
+]
 
 
 def layer_index(layers: pd.Series) -> pd.Series:
@@ -18,10 +28,12 @@ def layer_index(layers: pd.Series) -> pd.Series:
 
 
 def collect_metrics(tables: Iterable[pd.DataFrame], models: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate tidy metric tables and attach each model's architecture/family/objective.
+    """Concatenate tidy metric tables and attach each model's design (``MODEL_META``).
 
     Every input must carry the key columns; parameter columns are unioned (NaN where a
     metric has no such parameter). ``layer_index``/``depth`` are added per (model, stage).
+    ``seed`` is the encoder's training seed (empty for fixed weights and rows without a
+    model); a job's own seed (sampling, decoders, a simulation replicate) is ``analysis_seed``.
     """
     frames = []
     for df in tables:
@@ -32,12 +44,16 @@ def collect_metrics(tables: Iterable[pd.DataFrame], models: pd.DataFrame) -> pd.
     long = pd.concat(frames, ignore_index=True, sort=False)
     long["layer"] = long["layer"].astype(str)
     long["variant"] = long["variant"].fillna("").astype(str)
-    meta = models.rename(columns={"model_id": "model"})[MODEL_META]
+    long = long.rename(columns={"seed": "analysis_seed"})
+    meta = models.rename(columns={"model_id": "model"}).reindex(columns=MODEL_META)
+    meta["cell"] = meta["cell"].fillna(meta["model"])
     long = long.merge(meta, on="model", how="left")
+    if "model_b" in long.columns:  # the partner's cell, for pairs of encoders
+        long["cell_b"] = long["model_b"].map(meta.set_index("model")["cell"])
     long["layer_index"] = long.groupby("model")["layer"].transform(layer_index)
     top = long.groupby("model")["layer_index"].transform("max").clip(lower=1)
     long["depth"] = long["layer_index"] / top
-    first = [*KEYS[:3], "architecture", "family", "objective", "weights", "layer", "layer_index"]
+    first = [*KEYS[:3], *MODEL_META[1:], "layer", "layer_index"]
     first += ["depth", "metric", "variant", "value"]
     rest = [c for c in long.columns if c not in first]
     return long[first + rest].sort_values(KEYS[:6], kind="stable").reset_index(drop=True)

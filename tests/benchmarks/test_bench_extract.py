@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = dataclasses.replace(
     ModelSpec.from_row(
         read_models(ROOT / "config/models.tsv", ROOT / "workflow/schemas/models.schema.yaml")
-        .loc["vit_random"]
+        .loc["vit_random_s0"]
         .to_dict()
     ),
     weights="random",

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from repaudit.config import ConfigError, random_controls, read_models, validate_config
+from repaudit.config import (
+    ConfigError,
+    random_controls,
+    read_models,
+    select_models,
+    validate_config,
+)
 from repaudit.tables import collect_metrics, layer_index, select_samples, subset, with_keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,8 +224,40 @@ def test_valid_sheet_in_tmp(tmp_path):
         row("v", "test_vit", size="", kwargs='{"img_size": 32}'),
     )
     df = read_models(path, MODELS_SCHEMA)
-    assert df.index.tolist() == ["r1", "hub_vit", "local", "z", "v"]
-    assert df.loc["v", "input_size"] == "224"  # empty input_size: the default
+    # pipeline-made weights (random init, zoo) are replicates named by their seed
+    assert df.index.tolist() == ["r1_s0", "hub_vit", "local", "z_s0", "v_s0"]
+    assert df.loc["v_s0", "input_size"] == "224"  # empty input_size: the default
+    assert df["cell"].tolist() == ["r1", "hub_vit", "local", "z", "v"]
+    assert df["seed"].tolist() == ["0", "", "", "0", "0"]
+
+
+def test_replicates_per_seed_and_selection(tmp_path):
+    path = sheet(
+        tmp_path,
+        row("r_sup", weights="zoo", objective="supervised"),
+        row("hub_vit", "vit_base_patch16_224", "hub", tag="augreg_in1k", size="224"),
+        row("r_rand", weights="zoo", objective="random"),
+    )
+    df = read_models(path, MODELS_SCHEMA, seeds=[3, 7])
+    assert df.index.tolist() == ["r_sup_s3", "r_sup_s7", "hub_vit", "r_rand_s3", "r_rand_s7"]
+    assert df["seed"].tolist() == ["3", "7", "", "3", "7"]
+    # a trained replicate's control is the random init of the same seed
+    assert random_controls(df) == {"r_sup_s3": "r_rand_s3", "r_sup_s7": "r_rand_s7"}
+    assert select_models(None, df, "x") == df.index.tolist()
+    assert select_models(["r_sup"], df, "x") == ["r_sup_s3", "r_sup_s7"]  # a sheet id: all
+    assert select_models(["*_s7", "hub_vit"], df, "x") == ["r_sup_s7", "hub_vit", "r_rand_s7"]
+    with pytest.raises(ConfigError, match=r"stitching.models: 'r_sup_s0' matches no"):
+        select_models(["r_sup_s0"], df, "stitching.models")
+    with pytest.raises(ConfigError, match="train_seeds"):
+        read_models(path, MODELS_SCHEMA, seeds=[1, 1])
+
+
+def test_replicate_id_colliding_with_a_sheet_id(tmp_path):
+    path = sheet(
+        tmp_path, row("a", weights="zoo", objective="random"), row("a_s0", weights="hub", tag="t")
+    )
+    with pytest.raises(ConfigError, match=r"replicate ids \['a_s0'\] collide"):
+        read_models(path, MODELS_SCHEMA)
 
 
 def test_random_controls_match_architecture_size_and_kwargs(tmp_path):
@@ -236,10 +274,10 @@ def test_random_controls_match_architecture_size_and_kwargs(tmp_path):
         row("hub_r", weights="random"),  # not a zoo row
     )
     controls = random_controls(read_models(path, MODELS_SCHEMA))
-    assert controls == {"r_sup": "r_rand", "v_vic": "v_rand"}
+    assert controls == {"r_sup_s0": "r_rand_s0", "v_vic_s0": "v_rand_s0"}
     default = random_controls(read_models(ROOT / "config" / "models.tsv", MODELS_SCHEMA))
     assert len(default) == 12 and set(default.values()) == {
-        "resnet_random", "convnext_random", "vit_random"
+        "resnet_random_s0", "convnext_random_s0", "vit_random_s0"
     }  # fmt: skip
     assert all(m.split("_")[0] == c.split("_")[0] for m, c in default.items())
 
@@ -312,7 +350,7 @@ def test_unknown_column(tmp_path):
 def test_optional_columns_may_be_omitted(tmp_path):
     path = sheet(tmp_path, "a\ttest_resnet\trandom", header="model_id\tarchitecture\tweights\n")
     df = read_models(path, MODELS_SCHEMA)
-    assert df.loc["a", "input_size"] == "224" and df.loc["a", "tag"] == ""
+    assert df.loc["a_s0", "input_size"] == "224" and df.loc["a_s0", "tag"] == ""
 
 
 def test_bad_weights_and_zoo_objective(tmp_path):
@@ -372,42 +410,45 @@ def test_layer_index():
 
 
 def test_collect_metrics(models):
-    geo = tidy("resnet_sup", ["0", "1", "2", "3", "4", "final"], "alpha")
-    conv = tidy("vit_random", [str(i) for i in range(7)] + ["final"], "convexity", k=10)
+    geo = tidy("resnet_sup_s0", ["0", "1", "2", "3", "4", "final"], "alpha")
+    conv = tidy("vit_random_s0", [str(i) for i in range(7)] + ["final"], "convexity", k=10)
     conv["variant"] = [np.nan] * 7 + ["graph"]
-    probe = tidy("resnet_sup", ["final"], "probe_test_accuracy")
+    probe = tidy("resnet_sup_s0", ["final"], "probe_test_accuracy")
     probe["class"] = "all"
     long = collect_metrics([geo, conv, probe], models)
     assert len(long) == len(geo) + len(conv) + len(probe)
-    assert list(long.columns[:14]) == [
-        "dataset", "model", "stage", "architecture", "family", "objective", "weights",
-        "layer", "layer_index", "depth", "metric", "variant", "value", "k",
+    assert list(long.columns[:17]) == [
+        "dataset", "model", "stage", "cell", "architecture", "input_size", "family", "objective",
+        "weights", "seed", "layer", "layer_index", "depth", "metric", "variant", "value", "k",
     ]  # fmt: skip
     assert "class" in long.columns
     assert long["variant"].map(type).eq(str).all()
-    vit = long[long["model"] == "vit_random"]
+    vit = long[long["model"] == "vit_random_s0"]
     assert (vit["architecture"] == "test_vit").all() and (vit["objective"] == "random").all()
     assert (vit["family"] == "vit").all() and (vit["weights"] == "zoo").all()
     assert (vit["k"] == 10).all()
-    assert long.loc[long["model"] == "resnet_sup", "k"].isna().all()
+    assert long.loc[long["model"] == "resnet_sup_s0", "k"].isna().all()
+    assert (vit["cell"] == "vit_random").all() and (vit["seed"] == "0").all()
     # "final" sits one past the deepest block, per model; depth is in [0, 1].
     idx = dict(zip(vit["layer"], vit["layer_index"], strict=True))
     assert idx["0"] == 0 and idx["6"] == 6 and idx["final"] == 7
-    res = long[(long["model"] == "resnet_sup")]
+    res = long[(long["model"] == "resnet_sup_s0")]
     assert set(res.loc[res["layer"] == "final", "layer_index"]) == {5}
     assert vit.set_index("layer")["depth"].to_dict()["final"] == 1.0
     assert vit.set_index("layer")["depth"].to_dict()["3"] == pytest.approx(3 / 7)
     assert long["depth"].between(0, 1).all()
     # Values survive the join unchanged.
-    got = long[(long["model"] == "vit_random")].set_index("layer")["value"]
+    got = long[(long["model"] == "vit_random_s0")].set_index("layer")["value"]
     assert got.to_dict() == conv.set_index("layer")["value"].to_dict()
 
 
 def test_collect_metrics_unknown_model_and_missing_column(models):
-    long = collect_metrics([tidy("other", ["0", "final"], "alpha")], models)
+    long = collect_metrics([tidy("other", ["0", "final"], "alpha", seed=4)], models)
     assert long["architecture"].isna().all()
+    # a job's own seed is analysis_seed; seed is the encoder's training seed (none here)
+    assert (long["analysis_seed"] == 4).all() and long["seed"].isna().all()
     with pytest.raises(ValueError, match=r"lacks columns \['variant'\]"):
-        collect_metrics([tidy("resnet_sup", ["0"], "alpha").drop(columns="variant")], models)
+        collect_metrics([tidy("resnet_sup_s0", ["0"], "alpha").drop(columns="variant")], models)
 
 
 def test_select_samples_split_and_mask():

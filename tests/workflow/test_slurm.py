@@ -43,7 +43,7 @@ RUN_TIMEOUT = int(os.environ.get("REPAUDIT_SLURM_TEST_TIMEOUT", "1800"))
 SCOPE = os.environ.get("REPAUDIT_SLURM_TEST", "chain")
 # One encoder's chain through every rule the Slurm profile gives a GPU (and the rules before them)
 CHAIN = [
-    f"results/metrics/{metric}/digits/resnet_sup/{stage}.tsv"
+    f"results/metrics/{metric}/digits/resnet_sup_s0/{stage}.tsv"
     for metric, stage in [
         ("convexity", "finetuned_digits"),
         ("euclidean_convexity", "pretrained"),

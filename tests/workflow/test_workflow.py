@@ -14,7 +14,10 @@ import pytest
 import yaml
 from conftest import BIN, ROOT, copy_repo, job_counts, snakemake, snakemake_env
 
+from repaudit.config import read_models
+
 pytestmark = pytest.mark.workflow
+SCHEMAS = ROOT / "workflow" / "schemas"
 
 CONFIGS = sorted(
     p.relative_to(ROOT)
@@ -42,13 +45,15 @@ def _make_fake_data(work: Path, config: dict) -> None:
 
 
 @pytest.mark.parametrize("configfile", CONFIGS, ids=str)
-def test_dry_run(configfile, tmp_path):
+def test_dry_run(configfile, tmp_path, monkeypatch):
     work = copy_repo(tmp_path / "repo")
     config = yaml.safe_load((ROOT / configfile).read_text())
     _make_fake_data(work, config)
     proc = snakemake(work, "-n", "--configfile", str(configfile))
     counts = job_counts(proc.stdout)
-    models = pd.read_csv(work / config["models"], sep="\t", dtype=str, keep_default_na=False)
+    seeds = config.get("train_seeds") or [config.get("seed", 0)]
+    monkeypatch.chdir(work)  # checkpoint paths are relative to the run directory
+    models = read_models(config["models"], SCHEMAS / "models.schema.yaml", seeds)
     finetune = set(config["finetune"]["datasets"])
     expected = sum(
         len(models) * (2 if d in finetune else 1) for d in config["features"]["datasets"]
@@ -83,7 +88,7 @@ def test_bad_input_fails_before_any_job(tmp_path):
 
 
 def test_tiny_run_features(tiny_run):
-    path = tiny_run / "results/features/digits/resnet_sup/pretrained.h5"
+    path = tiny_run / "results/features/digits/resnet_sup_s0/pretrained.h5"
     with h5py.File(path) as f:
         layers = list(f["layers"])
         assert "final" in layers and "0" in layers
@@ -104,9 +109,9 @@ def test_tiny_run_tables_and_report(tiny_run):
         assert metric in set(metrics["metric"]), metric
     assert (tiny_run / "results/stats/claims.tsv").stat().st_size > 0  # test_claims_config.py
     margins = pd.read_csv(tiny_run / "results/stats/probe_margins_digits.tsv", sep="\t")
-    assert margins["model"].tolist() == ["resnet_sup", "resnet_simclr"]
-    assert (margins["control"] == "resnet_random").all()
-    probe = metrics.query("metric == 'probe_test_accuracy' and model == 'resnet_sup'")["value"]
+    assert margins["model"].tolist() == ["resnet_sup_s0", "resnet_simclr_s0"]
+    assert (margins["control"] == "resnet_random_s0").all()
+    probe = metrics.query("metric == 'probe_test_accuracy' and model == 'resnet_sup_s0'")["value"]
     assert margins["accuracy"].iloc[0] == pytest.approx(100 * probe.iloc[0])
     report = tiny_run / "results/report.html"
     assert report.stat().st_size > 100_000
@@ -117,23 +122,23 @@ def test_tiny_run_tables_and_report(tiny_run):
 def test_same_config_same_tables(tiny_run, tmp_path):
     """Reproducible: a second run from scratch gives bit-identical metric tables."""
     work = copy_repo(tmp_path / "repo")
-    target = "results/metrics/convexity/digits/resnet_sup/finetuned_digits.tsv"
+    target = "results/metrics/convexity/digits/resnet_sup_s0/finetuned_digits.tsv"
     snakemake(work, target, "--cores", "2", "--configfile", "config/test.yaml")
     assert (work / target).read_bytes() == (tiny_run / target).read_bytes()
 
 
 def test_kill_during_extraction_then_rerun(tmp_path):
     work = copy_repo(tmp_path / "repo")
-    target = "results/features/digits/vit_random/pretrained.h5"
+    target = "results/features/digits/vit_random_s0/pretrained.h5"
     # targets go first: --configfile takes every argument that follows it
     options = ["--cores", "2", "--configfile", "config/test.yaml"]
-    snakemake(work, "results/models/vit_random/pretrained.pt", *options)  # everything upstream
+    snakemake(work, "results/models/vit_random_s0/pretrained.pt", *options)  # everything upstream
     proc = subprocess.Popen(
         [str(BIN / "snakemake"), target, *options],
         cwd=work, env=snakemake_env(), start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    log = work / "logs/features/digits/vit_random/pretrained.log"
+    log = work / "logs/features/digits/vit_random_s0/pretrained.log"
     deadline = time.time() + 300
     while not log.exists() and time.time() < deadline:
         time.sleep(0.05)

@@ -17,20 +17,38 @@ os.environ.update(
 # torch 4-10x slower here (measured on the Jacobian benchmark).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from repaudit.config import ConfigError, random_controls, read_models, validate_config
+from repaudit.config import (
+    ANALYSES,
+    ConfigError,
+    random_controls,
+    read_models,
+    select_models,
+    validate_config,
+)
 
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+
+
+def section_models(section):
+    """Replicates an analysis runs on: its ``models`` key (sheet or replicate ids), else all.
+
+    Pairwise analyses and UMAP grow fastest with the zoo, so configs may limit them.
+    """
+    names = (config.get(section) or {}).get("models")
+    return select_models(names, MODELS, f"{section}.models")
+
+
 try:
     validate_config(config, SCHEMAS / "config.schema.yaml")
-    MODELS = read_models(config["models"], SCHEMAS / "models.schema.yaml")
+    # training seeds: each zoo/random row is one replicate per seed (ids <row>_s<seed>)
+    TRAIN_SEEDS = config["train_seeds"] or [config["seed"]]
+    MODELS = read_models(config["models"], SCHEMAS / "models.schema.yaml", TRAIN_SEEDS)
+    # the replicates each analysis runs on (its ``models`` key)
+    ANALYSIS_MODELS = {section: section_models(section) for section in ANALYSES}
 except ConfigError as err:
     sys.exit(str(err))
 
 MODEL_IDS = MODELS["model_id"].tolist()
-# concept discovery (UMAP) is the costliest analysis per model: it may run on a subset
-CONCEPT_MODELS = (config.get("concepts") or {}).get("models") or MODEL_IDS
-if unknown := sorted(set(CONCEPT_MODELS) - set(MODEL_IDS)):
-    sys.exit(f"config error: concepts.models: {unknown} are not in {config['models']}")
 ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
 # trained zoo model -> its architecture's random-init control (linear-probe margins)
 RANDOM_CONTROLS = random_controls(MODELS)
@@ -83,6 +101,12 @@ def section_params(section, keys=None, drop=()):
 
 def get_model_row(wildcards):
     return canonical(MODELS.loc[wildcards.model].to_dict())
+
+
+def train_seed(wildcards):
+    """A replicate's training seed; fixed-weight models (hub, checkpoint) use the run's seed."""
+    seed = MODELS.loc[wildcards.model, "seed"]
+    return int(seed) if seed != "" else config["seed"]
 
 
 def get_dataset_spec(wildcards):
@@ -144,21 +168,22 @@ def feature_files():
     ]
 
 
-def get_stage_models(wildcards):
-    return MODEL_IDS
+def stage_features(models):
+    """Input function: the features of ``models`` at the job's dataset and stage."""
 
+    def files(wildcards):
+        return [
+            f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
+            for m in models
+        ]
 
-def get_stage_features(wildcards):
-    return [
-        f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
-        for m in MODEL_IDS
-    ]
+    return files
 
 
 def get_stage_memberships(wildcards):
     return [
         f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
-        for m in CONCEPT_MODELS
+        for m in ANALYSIS_MODELS["concepts"]
     ]
 
 
@@ -168,13 +193,13 @@ def section_stages(section, dataset):
     return [s for s in stages(dataset) if wanted is None or s.split("_")[0] in wanted]
 
 
-def per_model(family, section, models=MODEL_IDS):
+def per_model(family, section):
     if section not in config:
         return []
     return [
         f"results/metrics/{family}/{d}/{m}/{s}.tsv"
         for d in config[section]["datasets"]
-        for m in models
+        for m in ANALYSIS_MODELS[section]
         for s in section_stages(section, d)
     ]
 
@@ -202,7 +227,7 @@ def metric_tables():
     tables += per_model("euclidean_convexity", "euclidean_convexity")
     tables += per_model("sensitivity", "sensitivity")
     tables += per_model("binding", "binding")
-    tables += per_model("concepts", "concepts", CONCEPT_MODELS)
+    tables += per_model("concepts", "concepts")
     tables += per_stage("relative", "relative")
     tables += per_stage("stitching", "stitching")
     tables += per_stage("concept_alignment", "concepts")

@@ -141,7 +141,7 @@ rule probe_binding:
 
 rule compare_relative:
     input:
-        get_stage_features,
+        stage_features(ANALYSIS_MODELS["relative"]),
     output:
         "results/metrics/relative/{dataset}/{stage}.tsv",
     log:
@@ -154,7 +154,7 @@ rule compare_relative:
         mem_mb=8000,
         runtime=60,
     params:
-        models=get_stage_models,
+        models=ANALYSIS_MODELS["relative"],
         relative=section_params("relative"),
         seed=config["seed"],
     script:
@@ -163,7 +163,7 @@ rule compare_relative:
 
 rule stitch_encoders:
     input:
-        get_stage_features,
+        stage_features(ANALYSIS_MODELS["stitching"]),
     output:
         "results/metrics/stitching/{dataset}/{stage}.tsv",
     log:
@@ -176,7 +176,7 @@ rule stitch_encoders:
         mem_mb=8000,
         runtime=240,
     params:
-        models=get_stage_models,
+        models=ANALYSIS_MODELS["stitching"],
         relative=section_params(
             "relative", keys=("layers", "n_anchors", "anchor_method", "center")
         ),
@@ -223,7 +223,7 @@ rule align_concepts:
         mem_mb=8000,
         runtime=120,
     params:
-        models=CONCEPT_MODELS,
+        models=ANALYSIS_MODELS["concepts"],
         concepts=section_params("concepts", keys=("cross_model_layers",)),
         seed=config["seed"],
     script:

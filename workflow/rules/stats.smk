@@ -25,9 +25,31 @@ rule collect_metrics:
         "../scripts/collect_metrics.py"
 
 
+rule reliability:
+    input:
+        metrics="results/tables/metrics.tsv",
+        registry=config["claims"]["registry"],
+    output:
+        report(
+            "results/stats/reliability.tsv",
+            caption="../report/reliability.rst",
+            category="Claims",
+        ),
+    log:
+        "logs/stats/reliability.log",
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        variables=canonical(CLAIM_VARS),
+        min_icc=config["claims"]["min_icc"],
+    script:
+        "../scripts/reliability.py"
+
+
 rule test_claims:
     input:
         metrics="results/tables/metrics.tsv",
+        reliability="results/stats/reliability.tsv",
         registry=config["claims"]["registry"],
     output:
         summary=report(

@@ -16,8 +16,8 @@ rule pretrain_encoder:
         gpu=1,
     params:
         model=get_model_row,
-        train=section_params("pretrain"),
-        seed=config["seed"],
+        train=section_params("pretrain", drop=("checkpoint_every",)),
+        seed=train_seed,
         device=config["device"],
     script:
         "../scripts/pretrain_encoder.py"
@@ -43,8 +43,8 @@ rule finetune_encoder:
         gpu=1,
     params:
         model=get_model_row,
-        train=section_params("finetune"),
-        seed=config["seed"],
+        train=section_params("finetune", drop=("checkpoint_every",)),
+        seed=train_seed,
         device=config["device"],
     script:
         "../scripts/finetune_encoder.py"
@@ -69,6 +69,6 @@ rule linear_probe:
         runtime=30,
     params:
         probe=section_params("probe"),
-        seed=config["seed"],
+        seed=train_seed,
     script:
         "../scripts/linear_probe.py"

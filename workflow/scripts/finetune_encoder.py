@@ -10,11 +10,14 @@ spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
 data = read_dataset(snakemake.input.data)
 # training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
 resume = Path(f"{snakemake.output.model}.resume.pt")
+# how often that state is saved changes no result, so it comes from the config, not from
+# params (Snakemake reruns jobs whose params change)
+train = {**params.train, "checkpoint_every": snakemake.config["finetune"]["checkpoint_every"]}
 payload, history, table = finetune_stage(
     spec,
     snakemake.input.weights or None,
     data,
-    dict(params.train),
+    train,
     seed=params.seed,
     device=device(params.device),
     resume_path=str(resume),

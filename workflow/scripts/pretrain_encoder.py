@@ -17,10 +17,13 @@ log.info(
 )
 # training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
 resume = Path(f"{snakemake.output.model}.resume.pt")
+# how often that state is saved changes no result, so it comes from the config, not from
+# params (Snakemake reruns jobs whose params change)
+train = {**params.train, "checkpoint_every": snakemake.config["pretrain"]["checkpoint_every"]}
 payload, history = pretrain_zoo(
     spec,
     data,
-    dict(params.train),
+    train,
     seed=params.seed,
     device=device(params.device),
     resume_path=str(resume),

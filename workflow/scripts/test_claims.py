@@ -10,7 +10,11 @@ log = start(snakemake)
 p = snakemake.params
 claims = load_claims(yaml.safe_load(Path(snakemake.input.registry).read_text()), p.variables)
 details, summary = evaluate_claims(
-    read_table(snakemake.input.metrics), claims, alpha=p.alpha, seed=p.seed
+    read_table(snakemake.input.metrics),
+    claims,
+    alpha=p.alpha,
+    seed=p.seed,
+    reliability=read_table(snakemake.input.reliability),
 )
 for row in summary.itertuples():
     log.info(

@@ -68,6 +68,24 @@ class Table:
         return Table(self.df.loc[keep], views)
 
 
+def pool_replicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Seed replicates of one design cell become one unit: ``model`` (and ``model_b``) := cell.
+
+    :func:`select` then averages the replicates' values, so seed noise shrinks the unit's
+    error instead of posing as more encoders (two seeds of one recipe are not two samples of
+    the recipe population). Pairs of two replicates of one cell compare seeds, not encoders:
+    they are dropped. Tables without ``cell`` pass unchanged.
+    """
+    if "cell" not in df.columns or "model" not in df.columns:
+        return df
+    cell = df["cell"].where(df["cell"].notna() & df["cell"].ne(""), df["model"])
+    out = df.assign(model=cell)
+    if "model_b" in df.columns and "cell_b" in df.columns:
+        out["model_b"] = df["cell_b"].where(df["cell_b"].notna(), df["model_b"])
+        out = out.loc[~(out["model"].eq(out["model_b"]) & df["model"].ne(df["model_b"]))]
+    return out
+
+
 def _template_fields(text: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(text) if f]
 

@@ -35,7 +35,8 @@ import pandas as pd
 from repaudit import stats
 from repaudit.claims.procedures import TESTS, Outcome, raw_estimate
 from repaudit.claims.registry import Claim, Rule
-from repaudit.claims.selectors import NoData, Table
+from repaudit.claims.reliability import flag_unreliable
+from repaudit.claims.selectors import NoData, Table, pool_replicates
 
 VERDICTS = ("supported", "not supported", "underpowered", "no data")
 SUMMARY_COLUMNS = [
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS = [
     "fragile",
     "verdict",
     "raw_estimate",
+    "unreliable",
     "test",
     "rule",
     "note",
@@ -258,6 +260,7 @@ def evaluate_claims(
     alpha: float = 0.05,
     seed: int = 0,
     fragility: bool = True,
+    reliability: pd.DataFrame | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Test every claim on the long metrics table.
 
@@ -273,6 +276,9 @@ def evaluate_claims(
         Seed of every bootstrap and permutation (same seed, same table, same output).
     fragility : bool
         Run the leave-one-unit-out jackknife (``fragile``); off for quick simulations.
+    reliability : DataFrame, optional
+        :func:`repaudit.claims.reliability.reliability_table` of the same run: ``unreliable``
+        then names the measures a claim uses that seeds blur within architecture.
 
     Returns
     -------
@@ -282,14 +288,16 @@ def evaluate_claims(
         One row per claim with :data:`SUMMARY_COLUMNS`: the deciding member's estimate, CI,
         Holm-adjusted p, ``n_units`` (independent units), ``n_obs`` (table rows), ``mde``
         (minimum detectable effect at 80 % power), ``fragile``, ``verdict``, the
-        uncontrolled ``raw_estimate`` where the test controls design factors, and a note.
+        uncontrolled ``raw_estimate`` where the test controls design factors, the
+        ``unreliable`` measures it uses, and a note. Seed replicates of one design cell are
+        one unit (their mean; :func:`~repaudit.claims.selectors.pool_replicates`).
     """
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha must lie in (0, 0.5); got {alpha}.")
     missing = [c for c in ("metric", "value") if c not in metrics.columns]
     if missing:
         raise ValueError(f"the metrics table lacks columns {missing}; pass collect_metrics output.")
-    table = Table(metrics)
+    table = Table(pool_replicates(metrics))
     details, rows = {}, []
     for claim in claims:
         det, row = _evaluate_one(table, claim, alpha, seed, fragility)
@@ -297,6 +305,7 @@ def evaluate_claims(
         rows.append(row)
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     summary[["n_units", "n_obs"]] = summary[["n_units", "n_obs"]].astype(int)
+    summary["unreliable"] = "" if reliability is None else flag_unreliable(summary, reliability)
     return details, summary
 
 
