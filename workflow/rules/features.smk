@@ -19,5 +19,6 @@ rule extract_features:
         features=section_params("features"),
         seed=config["seed"],
         device=config["device"],
+        precision=canonical(config["precision"]),
     script:
         "../scripts/extract_features.py"

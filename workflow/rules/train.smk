@@ -19,6 +19,7 @@ rule pretrain_encoder:
         train=section_params("pretrain", drop=("checkpoint_every",)),
         seed=train_seed,
         device=config["device"],
+        precision=canonical(config["precision"]),
     script:
         "../scripts/pretrain_encoder.py"
 
@@ -46,6 +47,7 @@ rule finetune_encoder:
         train=section_params("finetune", drop=("checkpoint_every",)),
         seed=train_seed,
         device=config["device"],
+        precision=canonical(config["precision"]),
     script:
         "../scripts/finetune_encoder.py"
 
@@ -70,5 +72,6 @@ rule linear_probe:
     params:
         probe=section_params("probe"),
         seed=train_seed,
+        device=config["device"],
     script:
         "../scripts/linear_probe.py"

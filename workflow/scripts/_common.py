@@ -1,4 +1,4 @@
-"""Plumbing shared by the workflow scripts: log redirection, threads, device, model specs."""
+"""Plumbing shared by the workflow scripts: log redirection, threads, model specs."""
 
 import logging
 import signal
@@ -22,15 +22,6 @@ def start(snakemake) -> logging.Logger:
     else:
         torch.set_num_threads(max(1, int(snakemake.threads)))
     return logging.getLogger(snakemake.rule)
-
-
-def device(name: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def model_spec(snakemake):

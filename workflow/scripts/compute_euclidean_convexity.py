@@ -1,12 +1,15 @@
-from _common import device, model_spec, start
+from _common import model_spec, start
 
 from repaudit.io import load_checkpoint, read_dataset, write_table
 from repaudit.models.analyses import euclidean_convexity_on_split, stage_classifier
+from repaudit.models.device import resolve_device, runtime
 from repaudit.models.factory import load_encoder
 from repaudit.tables import with_keys
 
 log = start(snakemake)
 p, wc, seed = snakemake.params.euclidean, snakemake.wildcards, snakemake.params.seed
+device = resolve_device(snakemake.params.device)
+log.info("runtime %s", runtime(device))
 data = read_dataset(snakemake.input.data)
 encoder, head = load_encoder(
     model_spec(snakemake),
@@ -23,7 +26,7 @@ table = euclidean_convexity_on_split(
     data.split,
     params=p,
     seed=seed,
-    device=device(snakemake.params.device),
+    device=device,
 )
 log.info("%d rows", len(table))
 write_table(

@@ -1,13 +1,16 @@
 from pathlib import Path
 
-from _common import device, model_spec, start
+from _common import model_spec, start
 
 from repaudit.io import read_dataset, save_checkpoint, write_table
+from repaudit.models.device import resolve_device, runtime
 from repaudit.models.zoo import finetune_stage
 
 log = start(snakemake)
 spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
 data = read_dataset(snakemake.input.data)
+device = resolve_device(params.device)
+log.info("runtime %s", runtime(device, params.precision))
 # training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
 resume = Path(f"{snakemake.output.model}.resume.pt")
 # how often that state is saved changes no result, so it comes from the config, not from
@@ -19,7 +22,8 @@ payload, history, table = finetune_stage(
     data,
     train,
     seed=params.seed,
-    device=device(params.device),
+    device=device,
+    precision=params.precision,
     resume_path=str(resume),
 )
 log.info("test accuracy %.4f", table["value"].iloc[0])

@@ -1,13 +1,16 @@
 from pathlib import Path
 
-from _common import device, model_spec, start
+from _common import model_spec, start
 
 from repaudit.io import read_dataset, save_checkpoint, write_table
+from repaudit.models.device import resolve_device, runtime
 from repaudit.models.zoo import pretrain_zoo
 
 log = start(snakemake)
 spec, params = model_spec(snakemake), snakemake.params
 data = read_dataset(snakemake.input.data)
+device = resolve_device(params.device)
+log.info("runtime %s", runtime(device, params.precision))
 log.info(
     "pretraining %s (%s, %s) on %d images",
     spec.model_id,
@@ -25,7 +28,8 @@ payload, history = pretrain_zoo(
     data,
     train,
     seed=params.seed,
-    device=device(params.device),
+    device=device,
+    precision=params.precision,
     resume_path=str(resume),
 )
 save_checkpoint(snakemake.output.model, payload)

@@ -2,6 +2,8 @@
 
 Euclidean convexity interpolates hidden states and runs the rest of the network plus the head
 (Tětková et al. 2025); functional sensitivity differentiates the encoder (Chung & Kim 2026).
+Both, and alignment, run in float32 on ``device`` (TF32 off on CUDA:
+:func:`repaudit.models.device.precision_scope`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 
 from repaudit.metrics.convexity import euclidean_convexity, euclidean_convexity_rows
 from repaudit.metrics.geometry import geometry_table
+from repaudit.models.device import precision_scope
 from repaudit.models.extract import to_tensor
 from repaudit.models.factory import Classifier, build_classifier
 from repaudit.tables import select_samples, subset
@@ -45,7 +48,7 @@ def euclidean_convexity_table(
         )
     classifier = classifier.to(device).eval()
     frames = []
-    with torch.inference_mode():
+    with torch.inference_mode(), precision_scope(device):
         x = to_tensor(images, device)
         hidden = [
             torch.cat(parts)
@@ -94,11 +97,12 @@ def alignment_table(
     generator = torch.Generator().manual_seed(seed)
     encoder = encoder.to(device).eval()
     za, zb = [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), precision_scope(device):
         for start in range(0, len(images), batch_size):
-            a, b = two_views(to_tensor(images[start : start + batch_size]), generator)
-            za.append(encoder(a.to(device)).float().cpu())
-            zb.append(encoder(b.to(device)).float().cpu())
+            # the views are drawn from the CPU generator and applied on the device
+            a, b = two_views(to_tensor(images[start : start + batch_size], device), generator)
+            za.append(encoder(a).float().cpu())
+            zb.append(encoder(b).float().cpu())
     value = alignment(torch.cat(za).numpy(), torch.cat(zb).numpy())
     row = {"layer": "final", "metric": "alignment", "variant": "simclr_views", "value": value}
     return pd.DataFrame([{**row, "n_samples": len(images), "seed": seed}])
@@ -168,9 +172,11 @@ def geometry_alignment_table(
     (stratified, seeded); the other keys go to ``geometry_table``. Alignment needs positive
     pairs, i.e. the encoder on two augmented views of the same images
     (:func:`alignment_table`), so it runs on ``images`` (the dataset, rows = feature rows).
+    Both run on ``device`` (geometry: its kNN search and L_U).
     """
     p = dict(params)
     idx = select_samples(labels, split, p.pop("split"), p.pop("max_samples"), seed)
-    geometry = geometry_table(subset(features, idx), seed=seed, **p)
+    with precision_scope(device):
+        geometry = geometry_table(subset(features, idx), seed=seed, device=device, **p)
     aligned = alignment_table(encoder, images[idx], seed=seed, device=device)
     return pd.concat([geometry, aligned], ignore_index=True)

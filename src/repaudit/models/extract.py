@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from repaudit.data import ImageDataset
 from repaudit.io import FeatureSet, config_hash, library_versions
+from repaudit.models.device import Precision, autocast, precision_scope, runtime
 from repaudit.models.factory import Encoder, ModelSpec, data_config, state_dict_sha256
 
 
@@ -27,21 +28,25 @@ def extract_layer_features(
     *,
     batch_size: int = 256,
     device: str = "cpu",
+    precision: Precision | Mapping | None = None,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
     """Pooled features of every layer and the final embedding, float32 (N, D) each.
 
     One forward pass per batch feeds all layers; outputs are written into preallocated
-    arrays so memory stays at one copy of the result.
+    arrays so memory stays at one copy of the result. ``precision`` (bf16 autocast, TF32; see
+    :class:`repaudit.models.device.Precision`) defaults to float32.
     """
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
     encoder = encoder.to(device).eval()
     out: dict[str, np.ndarray] = {}
     starts = range(0, len(images), batch_size)
-    with torch.inference_mode():
+    with torch.inference_mode(), precision_scope(device, precision):
         for start in tqdm(starts, desc="extract", file=sys.stderr, disable=not progress):
-            feats = encoder.layer_features(to_tensor(images[start : start + batch_size], device))
+            x = to_tensor(images[start : start + batch_size], device)
+            with autocast(device, precision):
+                feats = encoder.layer_features(x)
             for name, value in feats.items():
                 if name not in out:
                     out[name] = np.empty((len(images), value.shape[1]), dtype=np.float32)
@@ -53,10 +58,19 @@ def extract_layer_features(
 
 
 def feature_provenance(
-    encoder: Encoder, spec: ModelSpec, *, stage: str, dataset: str, seed: int, config: Mapping
+    encoder: Encoder,
+    spec: ModelSpec,
+    *,
+    stage: str,
+    dataset: str,
+    seed: int,
+    config: Mapping,
+    device: str = "cpu",
+    precision: Precision | Mapping | None = None,
 ) -> dict:
     """What produced a feature file: model, weights hash, stage, dataset, seed, versions,
-    the hash of the config sections that shape the features, and the preprocessing."""
+    the hash of the config sections that shape the features, the preprocessing, and where and
+    in what precision it ran (``device``, ``device_name``, ``precision``)."""
     return {
         "model_id": spec.model_id,
         "model_tag": spec.timm_name,
@@ -74,6 +88,7 @@ def feature_provenance(
             "std": encoder.std.flatten().tolist(),
             "timm_data_config": data_config(encoder.backbone),
         },
+        **runtime(device, precision),
     }
 
 
@@ -100,14 +115,16 @@ def extract_feature_set(
     dataset: str,
     seed: int,
     device: str = "cpu",
+    precision: Precision | Mapping | None = None,
 ) -> FeatureSet:
     """Per-layer features of ``data`` with their provenance and layer attributes.
 
     ``features`` is the config's features section (``batch_size`` is used here) and ``model``
-    the model's row; both enter the provenance's config hash.
+    the model's row; both enter the provenance's config hash. ``device`` and ``precision``
+    (see :func:`extract_layer_features`) are recorded in the provenance.
     """
     out = extract_layer_features(
-        encoder, data.images, batch_size=features["batch_size"], device=device
+        encoder, data.images, batch_size=features["batch_size"], device=device, precision=precision
     )
     provenance = feature_provenance(
         encoder,
@@ -116,6 +133,8 @@ def extract_feature_set(
         dataset=dataset,
         seed=seed,
         config={"features": features, "model": model},
+        device=device,
+        precision=precision,
     )
     return FeatureSet(
         out, data.labels, data.ids, data.split, provenance, layer_attributes(encoder, out)

@@ -26,6 +26,10 @@ Optimisation: AdamW (Loshchilov & Hutter 2019) with a per-step cosine learning-r
 (``lr_schedule="cosine"``) or a constant rate (``"constant"``), after an optional linear warm-up
 (``pretrain(warmup_fraction=...)``, as in SimCLR and Barlow Twins); incomplete last batches
 are dropped (constant batch statistics for BatchNorm and the contrastive losses).
+
+Precision: float32 by default; ``precision={"amp": True}`` runs the forward passes and losses
+under bf16 autocast, ``{"tf32": True}`` lets CUDA matmuls and convolutions use TF32 (see
+:mod:`repaudit.models.device`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import math
 import pickle
 import random
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +56,7 @@ from repaudit.io import save_checkpoint
 from repaudit.metrics._common import as_features, same_width
 from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
 from repaudit.models.augment import augment as augment_batch
+from repaudit.models.device import Precision, autocast, precision_scope
 from repaudit.models.factory import state_dict_sha256
 from repaudit.models.objectives import build_objective, canonical_objective
 
@@ -194,17 +199,23 @@ def _check_finite(loss: torch.Tensor, step: int) -> None:
 
 @torch.inference_mode()
 def _forward_batched(
-    module: nn.Module, images: np.ndarray, batch_size: int, device: torch.device
+    module: nn.Module,
+    images: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    precision: Precision | Mapping | None = None,
 ) -> torch.Tensor:
-    """Eval-mode outputs of ``module`` on uint8 images, concatenated on the CPU."""
+    """Eval-mode outputs of ``module`` on uint8 images, concatenated on the CPU (float32)."""
     was_training = module.training
     module.eval()
     try:
         data = torch.from_numpy(np.ascontiguousarray(images))
-        outs = [
-            module(_to_float(data[i : i + batch_size], device)).float().cpu()
-            for i in range(0, data.shape[0], batch_size)
-        ]
+        outs = []
+        with precision_scope(device, precision):
+            for i in range(0, data.shape[0], batch_size):
+                x = _to_float(data[i : i + batch_size], device)
+                with autocast(device, precision):
+                    outs.append(module(x).float().cpu())
     finally:
         module.train(was_training)
     return torch.cat(outs, dim=0)
@@ -251,6 +262,12 @@ def _fingerprint(**parts) -> str:
         else:
             digest.update(repr(value).encode())
     return digest.hexdigest()
+
+
+def _precision_part(precision: Precision) -> dict:
+    """The fingerprint's precision entry, absent at the float32 default (so resume files written
+    before precision was configurable still match)."""
+    return {} if precision == Precision() else {"precision": precision}
 
 
 def _rng_state(gen: torch.Generator, dev: torch.device) -> dict:
@@ -341,6 +358,7 @@ def pretrain(
     num_classes: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    precision: Precision | Mapping | None = None,
     log_every: int = 10,
     progress: bool = True,
     checkpoint_every: int = 1,
@@ -403,6 +421,9 @@ def pretrain(
         Seeds the head initialisation, the batch order and the augmentations.
     device : str or torch.device
         Where to train; the encoder is left on this device.
+    precision : Precision or mapping, optional
+        ``{"amp": bool, "tf32": bool}``: bf16 autocast of the forward passes and losses, TF32 on
+        CUDA (:class:`repaudit.models.device.Precision`); default float32.
     log_every : int
         Log the loss every ``log_every`` steps (and at the last step).
     progress : bool
@@ -442,6 +463,7 @@ def pretrain(
         num_classes = _check_num_classes(labels, num_classes)
 
     dev = torch.device(device)
+    precision = Precision.of(precision)
     batch_size = min(batch_size, n)
     if objective.startswith("moco_v2") and moco_queue_size < 2 * batch_size:
         raise ValueError(
@@ -475,10 +497,10 @@ def pretrain(
             run="pretrain", objective=objective, encoder=encoder, images=images, labels=labels,
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             lr_schedule=lr_schedule, warmup_fraction=warmup_fraction, augment=augment_cfg,
-            seed=seed, log_every=log_every, **head_kw,
+            seed=seed, log_every=log_every, **head_kw, **_precision_part(precision),
         )  # fmt: skip
 
-    with _reproducible(seed, dev):
+    with _reproducible(seed, dev), precision_scope(dev, precision):
         head = build_objective(objective, embed_dim, encoder=encoder, **head_kw)
         assert head is not None  # "random" returned above
         encoder.to(dev).train()
@@ -509,8 +531,9 @@ def pretrain(
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule, warmup_steps))
                 # One forward over the concatenated views: same BatchNorm statistics as the
                 # SimCLR reference implementation's shared batch.
-                emb = encoder(inputs).chunk(head.n_views, dim=0)
-                out = head(emb, y, step=step, total_steps=total_steps, inputs=inputs)
+                with autocast(dev, precision):
+                    emb = encoder(inputs).chunk(head.n_views, dim=0)
+                    out = head(emb, y, step=step, total_steps=total_steps, inputs=inputs)
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -572,8 +595,11 @@ def evaluate_classifier(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    precision: Precision | Mapping | None = None,
 ) -> tuple[float, dict[int, float], np.ndarray]:
     """Top-1 accuracy, per-class recall and predictions of an image classifier (eval mode).
+
+    The model runs on ``device`` (moved there; left there) in ``precision`` (default float32).
 
     Returns
     -------
@@ -588,15 +614,21 @@ def evaluate_classifier(
     labels = _check_labels(labels, images.shape[0])
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    logits = _forward_batched(model, images, batch_size, torch.device(device))
+    dev = torch.device(device)
+    logits = _forward_batched(model.to(dev), images, batch_size, dev, precision)
     pred = logits.argmax(dim=1).numpy().astype(np.int64)
     return float(np.mean(pred == labels)), _per_class_recall(labels, pred), pred
 
 
 def _val_metrics(
-    model: nn.Module, images: np.ndarray, labels: np.ndarray, batch_size: int, dev: torch.device
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    dev: torch.device,
+    precision: Precision,
 ) -> tuple[float, float]:
-    logits = _forward_batched(model, images, batch_size, dev)
+    logits = _forward_batched(model, images, batch_size, dev, precision)
     y = torch.from_numpy(labels)
     loss = float(F.cross_entropy(logits, y))
     return loss, float((logits.argmax(1) == y).float().mean())
@@ -622,6 +654,7 @@ def finetune(
     head_init: nn.Linear | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    precision: Precision | Mapping | None = None,
     progress: bool = True,
     checkpoint_every: int = 1,
     resume_path: str | Path | None = None,
@@ -663,6 +696,8 @@ def finetune(
         Seeds the split, head initialisation, batch order and augmentations.
     device : str or torch.device
         Where to train; the classifier is left on this device.
+    precision : Precision or mapping, optional
+        Training and validation precision, as in :func:`pretrain`.
     progress : bool
         Show a tqdm bar on stderr.
     checkpoint_every, resume_path
@@ -697,6 +732,7 @@ def finetune(
         )
     _check_checkpoint_every(checkpoint_every)
     dev = torch.device(device)
+    precision = Precision.of(precision)
     cfg = (augment_cfg or FINETUNE_AUGMENT) if augment else None
 
     if val_fraction > 0:
@@ -722,10 +758,11 @@ def finetune(
             head_lr=head_lr, weight_decay=weight_decay, lr_schedule=lr_schedule,
             val_fraction=val_fraction, select=select, augment=cfg,
             label_smoothing=label_smoothing, head_init=head_init, seed=seed,
+            **_precision_part(precision),
         )  # fmt: skip
 
     rows = []
-    with _reproducible(seed, dev):
+    with _reproducible(seed, dev), precision_scope(dev, precision):
         model = EncoderClassifier(copy.deepcopy(encoder), num_classes)
         if head_init is not None:
             model.head.load_state_dict(head_init.state_dict())
@@ -764,8 +801,9 @@ def finetune(
                     with torch.no_grad():
                         x = augment_batch(x, gen, cfg)
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                with autocast(dev, precision):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -785,7 +823,7 @@ def finetune(
             }
             if has_val:
                 row["val_loss"], row["val_accuracy"] = _val_metrics(
-                    model, va_images, va_labels, max(batch_size, 256), dev
+                    model, va_images, va_labels, max(batch_size, 256), dev, precision
                 )
                 key = (row["val_accuracy"], -row["val_loss"])
                 if select == "best" and (best_key is None or key > best_key):
@@ -985,13 +1023,14 @@ def embed(
     *,
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    precision: Precision | Mapping | None = None,
 ) -> np.ndarray:
     """Pooled embeddings (N, num_features) float32 of uint8 images, in eval / inference mode.
 
-    The encoder's train/eval mode is restored afterwards.
+    The encoder's train/eval mode is restored afterwards; ``precision`` defaults to float32.
     """
     _check_encoder(encoder)
     _check_images(images, min_n=1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    return _forward_batched(encoder, images, batch_size, torch.device(device)).numpy()
+    return _forward_batched(encoder, images, batch_size, torch.device(device), precision).numpy()

@@ -7,6 +7,7 @@ the tidy tables together so the scripts stay plumbing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from repaudit.data import ImageDataset
 from repaudit.io import library_versions
 from repaudit.models import training
 from repaudit.models.augment import pretrain_recipe
+from repaudit.models.device import Precision, runtime
 from repaudit.models.factory import ModelSpec, build_encoder, load_encoder, state_dict_sha256
 from repaudit.models.objectives import canonical_objective
 
@@ -77,6 +79,7 @@ def pretrain_zoo(
     *,
     seed: int,
     device: str,
+    precision: Precision | Mapping | None = None,
     resume_path: str | None = None,
 ) -> tuple[dict, pd.DataFrame]:
     """Pretrain a zoo encoder on the train split of ``data`` with ``spec.objective``.
@@ -85,7 +88,9 @@ def pretrain_zoo(
     architecture differ only by their objective (``random`` is that initialisation untouched).
     ``params["augment"]`` replaces fields of the objective's augmentation recipe
     (:func:`repaudit.models.augment.pretrain_recipe`); W2 weights may be per objective
-    (:func:`objective_params`). ``resume_path``: see :func:`repaudit.models.training.pretrain`.
+    (:func:`objective_params`). ``resume_path`` and ``precision``: see
+    :func:`repaudit.models.training.pretrain`; the payload's provenance records the device, its
+    name and the precision.
     """
     encoder = build_encoder(_as_random(spec), seed=seed)
     train = data.split == "train"
@@ -95,10 +100,13 @@ def pretrain_zoo(
     encoder, history = training.pretrain(
         encoder, data.images[train], data.labels[train], spec.objective,
         num_classes=len(data.class_names), seed=seed, device=device, augment_cfg=recipe,
-        resume_path=resume_path, **params,
+        precision=precision, resume_path=resume_path, **params,
     )  # fmt: skip
     train_params = {**params, "augment": dataclasses.asdict(recipe)}
-    payload = _payload(encoder.cpu(), spec, objective=spec.objective, seed=seed, train=train_params)
+    payload = _payload(
+        encoder.cpu(), spec, objective=spec.objective, seed=seed, train=train_params,
+        **runtime(device, precision),
+    )  # fmt: skip
     return payload, history
 
 
@@ -110,22 +118,30 @@ def finetune_stage(
     *,
     seed,
     device,
+    precision: Precision | Mapping | None = None,
     resume_path: str | None = None,
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Fully fine-tune an encoder with a new head on the train split; test on the test split.
 
-    ``resume_path``: see :func:`repaudit.models.training.finetune`.
+    Training and the test evaluation run on ``device`` in ``precision``, both recorded in the
+    payload's provenance. ``resume_path``: see :func:`repaudit.models.training.finetune`.
     """
     encoder, _ = load_encoder(spec, weights, seed=seed)
     train, test = data.split == "train", data.split == "test"
     model, history = training.finetune(
         encoder, data.images[train], data.labels[train], len(data.class_names),
-        seed=seed, device=device, resume_path=resume_path, **params,
+        seed=seed, device=device, precision=precision, resume_path=resume_path, **params,
     )  # fmt: skip
+    # evaluated where it was trained (it was moved to the CPU first, so a GPU run tested on CPU)
+    accuracy, recall, _ = training.evaluate_classifier(
+        model, data.images[test], data.labels[test], device=device, precision=precision
+    )
     model = model.cpu().eval()
-    accuracy, recall, _ = training.evaluate_classifier(model, data.images[test], data.labels[test])
     table = classification_table("finetune", accuracy, recall, data.class_names)
-    payload = _payload(model.encoder, spec, model.head, seed=seed, train=params, base=weights)
+    payload = _payload(
+        model.encoder, spec, model.head, seed=seed, train=params, base=weights,
+        **runtime(device, precision),
+    )  # fmt: skip
     return payload, history, table
 
 
@@ -138,17 +154,20 @@ def probe_stage(
     params: dict,
     *,
     seed: int,
+    device: str = "cpu",
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Linear probe on the frozen final embedding (the papers' "pretrained" classifier).
 
-    Returns the checkpoint payload, the tidy accuracy table and the probe's prediction for each
-    test image (``id``, ``label``, ``prediction``, ``correct``), for paired comparisons.
+    Fitted on ``device`` in float64. Returns the checkpoint payload (head, scalar metrics and
+    provenance: device, device name, precision), the tidy accuracy table and the probe's
+    prediction for each test image (``id``, ``label``, ``prediction``, ``correct``), for paired
+    comparisons.
     """
     x = features["final"]
     train, test = split == "train", split == "test"
     probe, metrics = training.linear_probe(
         x[train], labels[train], x[test], labels[test],
-        num_classes=len(class_names), seed=seed, **params,
+        num_classes=len(class_names), seed=seed, device=device, **params,
     )  # fmt: skip
     table = classification_table(
         "probe", metrics["accuracy"], metrics["per_class_recall"], class_names
@@ -159,5 +178,9 @@ def probe_stage(
         {"id": ids[test], "label": labels[test], "prediction": predicted,
          "correct": predicted == labels[test]}
     )  # fmt: skip
-    payload = {"head": head, "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)}}
+    payload = {
+        "head": head,
+        "metrics": {k: v for k, v in metrics.items() if np.isscalar(v)},
+        "provenance": {**runtime(device), "precision": "float64"},  # L-BFGS in float64
+    }
     return payload, table, predictions
