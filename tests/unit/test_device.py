@@ -189,6 +189,20 @@ def test_checkpoints_record_device_and_precision(tmp_path):
     }  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "objective", ["supervised", "simclr_w2", "moco_v2_w2", "byol", "barlow_twins", "vicreg"]
+)
+def test_amp_pretraining_runs_every_kind_of_objective(objective, one_torch_thread):
+    """bf16 reaches the encoder only: MoCo's float32 queue once refused bf16 keys."""
+    data = _data(16)
+    encoder, _ = _encoder()
+    _, hist = training.pretrain(
+        encoder, data.images, data.labels, objective, epochs=1, batch_size=8, progress=False,
+        moco_queue_size=32, precision={"amp": True},
+    )  # fmt: skip
+    assert np.isfinite(hist["loss"]).all()
+
+
 def _probe(device: str = "cpu"):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 10)

@@ -63,9 +63,9 @@ def device_name(device: str | torch.device) -> str:
 class Precision:
     """The config's ``precision`` section; both off is float32 throughout.
 
-    ``amp``: bf16 autocast of the forward passes (and losses) of training, evaluation and feature
-    extraction; on the CPU as well. ``tf32``: TF32 for float32 matmuls and cuDNN convolutions on
-    CUDA (no effect on the CPU).
+    ``amp``: bf16 autocast of the networks' forward passes in training, evaluation and feature
+    extraction (losses stay float32); on the CPU as well. ``tf32``: TF32 for float32 matmuls and
+    cuDNN convolutions on CUDA (no effect on the CPU).
     """
 
     amp: bool = False

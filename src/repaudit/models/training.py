@@ -27,8 +27,9 @@ Optimisation: AdamW (Loshchilov & Hutter 2019) with a per-step cosine learning-r
 (``pretrain(warmup_fraction=...)``, as in SimCLR and Barlow Twins); incomplete last batches
 are dropped (constant batch statistics for BatchNorm and the contrastive losses).
 
-Precision: float32 by default; ``precision={"amp": True}`` runs the forward passes and losses
-under bf16 autocast, ``{"tf32": True}`` lets CUDA matmuls and convolutions use TF32 (see
+Precision: float32 by default; ``precision={"amp": True}`` runs the networks' forward passes
+under bf16 autocast (the pretraining objective, with its projector and momentum network, and the
+losses stay float32), ``{"tf32": True}`` lets CUDA matmuls and convolutions use TF32 (see
 :mod:`repaudit.models.device`).
 """
 
@@ -422,8 +423,9 @@ def pretrain(
     device : str or torch.device
         Where to train; the encoder is left on this device.
     precision : Precision or mapping, optional
-        ``{"amp": bool, "tf32": bool}``: bf16 autocast of the forward passes and losses, TF32 on
-        CUDA (:class:`repaudit.models.device.Precision`); default float32.
+        ``{"amp": bool, "tf32": bool}``: bf16 autocast of the encoder's forward pass (the
+        objective stays float32), TF32 on CUDA (:class:`repaudit.models.device.Precision`);
+        default float32.
     log_every : int
         Log the loss every ``log_every`` steps (and at the last step).
     progress : bool
@@ -532,8 +534,9 @@ def pretrain(
                 # One forward over the concatenated views: same BatchNorm statistics as the
                 # SimCLR reference implementation's shared batch.
                 with autocast(dev, precision):
-                    emb = encoder(inputs).chunk(head.n_views, dim=0)
-                    out = head(emb, y, step=step, total_steps=total_steps, inputs=inputs)
+                    emb = encoder(inputs).float().chunk(head.n_views, dim=0)
+                # the objective (projector, any momentum network, loss) runs in float32
+                out = head(emb, y, step=step, total_steps=total_steps, inputs=inputs)
                 loss = out["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -802,8 +805,8 @@ def finetune(
                         x = augment_batch(x, gen, cfg)
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
                 with autocast(dev, precision):
-                    logits = model(x)
-                    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+                    logits = model(x).float()
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
