@@ -15,6 +15,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from repaudit.data.embeddings import Embeddings, check_embeddings, scan_embeddings
 from repaudit.models.objective_names import OBJECTIVE_ALIASES, OBJECTIVES
 
 MODEL_ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -120,8 +121,18 @@ def _check_references(config: Mapping) -> None:
 
     if "pretrain" in config:
         need(config["pretrain"]["dataset"], "pretrain.dataset")
-    for d in config["finetune"]["datasets"]:
+        if datasets[config["pretrain"]["dataset"]]["kind"] == "embeddings":
+            raise ConfigError(
+                "config error: pretrain.dataset: pretraining needs images; name an image dataset"
+            )
+    finetune = config.get("finetune", {}).get("datasets", [])
+    for d in finetune:
         need(d, "finetune.datasets")
+    if any(datasets[d]["kind"] != "embeddings" for d in finetune) and "probe" not in config:
+        raise ConfigError(
+            "config error: <top level>: 'probe' is required with finetune (the linear probe on "
+            "frozen embeddings is the pretrained stage's classifier); add it (see config/README.md)"
+        )
     for d in config["features"]["datasets"]:
         need(d, "features.datasets")
     extracted = set(config["features"]["datasets"])
@@ -134,7 +145,7 @@ def _check_references(config: Mapping) -> None:
                     "add it to features.datasets"
                 )
     for d in config.get("binding", {}).get("datasets", []):
-        if datasets[d]["kind"] != "binding":
+        if datasets[d]["kind"] not in ("binding", "embeddings"):  # embeddings: skipped
             raise ConfigError(
                 f"config error: binding.datasets: {d!r} is of kind {datasets[d]['kind']!r}; "
                 "binding probes need a dataset of kind 'binding'"
@@ -153,6 +164,153 @@ def _check_references(config: Mapping) -> None:
                 f"config error: datasets.{name}.root: {root!r} does not exist; "
                 "set the path, or 'download: true' to let torchvision fetch it"
             )
+    for name, source in embeddings_sources(config).items():
+        try:
+            check_embeddings(source, required_layers=_compared_layers(config, name))
+        except ValueError as err:
+            raise ConfigError(f"config error: datasets.{name}.root: {err}") from None
+
+
+def _compared_layers(config: Mapping, dataset: str) -> list[str]:
+    """Layers the cross-model analyses of ``dataset`` compare: every model needs them."""
+    layers = []
+    for section, source, key in (
+        ("relative", "relative", "layers"),
+        ("stitching", "relative", "layers"),
+        ("concepts", "concepts", "cross_model_layers"),
+    ):
+        if dataset in config.get(section, {}).get("datasets", []):
+            layers += config[source].get(key, ["final"])
+    return list(dict.fromkeys(layers))
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def embeddings_sources(config: Mapping) -> dict[str, Embeddings]:
+    """Every dataset of kind ``embeddings``, scanned: samples, model folders and their layers.
+
+    Only listings and headers are read (the arrays are checked by :func:`validate_config`).
+    """
+    sources = {}
+    for name, spec in config["datasets"].items():
+        if spec["kind"] == "embeddings":
+            try:
+                sources[name] = scan_embeddings(spec["root"], spec.get("format", "auto"))
+            except ValueError as err:
+                raise ConfigError(f"config error: datasets.{name}.root: {err}") from None
+    return sources
+
+
+def embedding_models(sources: Mapping[str, Embeddings]) -> pd.DataFrame:
+    """Model-table rows of the embeddings datasets' model folders, weights ``embeddings``.
+
+    No network: architecture, family and objective come from a manifest.yaml where it has them
+    (free text, for the statistics' design columns); a folder name in several datasets is one
+    model (the same encoder's embeddings of other samples).
+    """
+    rows: dict[str, dict] = {}
+    for source in sources.values():
+        for model_id, model in source.models.items():
+            meta = model.manifest
+            rows.setdefault(
+                model_id,
+                {
+                    **dict.fromkeys(MODEL_COLUMNS, ""),
+                    "model_id": model_id,
+                    "weights": "embeddings",
+                    "tag": meta.get("name", ""),
+                    **{k: meta.get(k, "") for k in ("architecture", "family", "objective")},
+                    "cell": model_id,
+                    "seed": "",
+                },
+            )
+    return pd.DataFrame(list(rows.values()), columns=[*MODEL_COLUMNS, "cell", "seed"])
+
+
+def load_models(
+    config: Mapping,
+    schema_path: str | Path,
+    seeds: Sequence[int],
+    sources: Mapping[str, Embeddings],
+) -> pd.DataFrame:
+    """The model table: the sheet's replicates (``models``, optional when every dataset the
+    models run on is of kind embeddings), then the embeddings datasets' models, by ``model_id``.
+    """
+    frames = []
+    if config.get("models"):
+        frames.append(read_models(config["models"], schema_path, seeds).reset_index(drop=True))
+    frames.append(embedding_models(sources))
+    models = pd.concat(frames, ignore_index=True)
+    if models.empty:
+        raise ConfigError(
+            "config error: no models: set 'models' (an encoder sheet) or add a dataset of kind "
+            "'embeddings' (see config/README.md)"
+        )
+    if models["model_id"].duplicated().any():
+        dup = models.loc[models["model_id"].duplicated(), "model_id"].tolist()
+        raise ConfigError(
+            f"config error: model folder(s) {dup} of an embeddings dataset collide with sheet "
+            "ids; rename the folders"
+        )
+    return models.set_index("model_id", drop=False)
+
+
+def dataset_models(
+    config: Mapping, models: pd.DataFrame, sources: Mapping[str, Embeddings]
+) -> dict[str, list[str]]:
+    """Models with features on each dataset: an embeddings dataset's own model folders; on
+    an image dataset, every encoder but the embeddings models (which have no network to run)."""
+    encoders = models.loc[models["weights"] != "embeddings", "model_id"].tolist()
+    return {
+        name: [m for m in models["model_id"] if m in sources[name].models]
+        if name in sources
+        else encoders
+        for name in config["datasets"]
+    }
+
+
+#: Analyses that need the network or the images, not only features, and why: embeddings models
+#: skip them (results/tables/skipped.tsv). Geometry runs, all but its alignment.
+NETWORK_ONLY = {
+    "geometry": (
+        "alignment",
+        "needs the encoder on two augmented views of each image; the other geometry metrics ran",
+    ),
+    "euclidean_convexity": (
+        "all",
+        "interpolates hidden states and runs them through the rest of the network and its head",
+    ),
+    "sensitivity": ("all", "differentiates the encoder with respect to its input images"),
+    "binding": ("all", "needs the binding benchmark's images and their swap-pair metadata"),
+    "finetune": ("all", "trains the encoder's weights on the images"),
+}
+
+
+def skipped_analyses(
+    config: Mapping, analysis_models: Mapping[str, Sequence[str]], sources: Mapping[str, Embeddings]
+) -> list[dict]:
+    """One row per (analysis, embeddings dataset, model) that needs the network, with why.
+
+    ``analysis_models``: the models each analysis section selects (all for ``finetune``).
+    Columns: dataset, model, stage, analysis, metrics (``all`` or the part skipped), reason.
+    """
+    rows = []
+    for section, (metrics, reason) in NETWORK_ONLY.items():
+        spec = config.get(section) or {}
+        if section == "finetune":
+            stage = "finetuned_{}"
+        elif "pretrained" in spec.get("stages", ["pretrained"]):
+            stage = "pretrained"  # embeddings have no other stage
+        else:
+            continue
+        chosen = analysis_models.get(section)
+        for d in (d for d in spec.get("datasets", []) if d in sources):
+            for m in sources[d].models:
+                if chosen is None or m in chosen:
+                    row = {"dataset": d, "model": m, "stage": stage.format(d)}
+                    rows.append({**row, "analysis": section, "metrics": metrics, "reason": reason})
+    return rows
 
 
 #: Weights trained or initialised by the pipeline: one replicate per training seed.

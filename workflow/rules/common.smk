@@ -19,10 +19,14 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from repaudit.config import (
     ANALYSES,
+    NETWORK_ONLY,
     ConfigError,
+    dataset_models,
+    embeddings_sources,
+    load_models,
     random_controls,
-    read_models,
     select_models,
+    skipped_analyses,
     validate_config,
 )
 
@@ -42,18 +46,34 @@ try:
     validate_config(config, SCHEMAS / "config.schema.yaml")
     # training seeds: each zoo/random row is one replicate per seed (ids <row>_s<seed>)
     TRAIN_SEEDS = config["train_seeds"] or [config["seed"]]
-    MODELS = read_models(config["models"], SCHEMAS / "models.schema.yaml", TRAIN_SEEDS)
+    # datasets of kind embeddings: features computed elsewhere, their folders are models too
+    EMBEDDINGS = embeddings_sources(config)
+    MODELS = load_models(
+        config, SCHEMAS / "models.schema.yaml", TRAIN_SEEDS, EMBEDDINGS
+    )
     # the replicates each analysis runs on (its ``models`` key)
     ANALYSIS_MODELS = {section: section_models(section) for section in ANALYSES}
 except ConfigError as err:
     sys.exit(str(err))
+# the models with features on each dataset, and what embeddings models cannot run (no network)
+DATASET_MODELS = dataset_models(config, MODELS, EMBEDDINGS)
+SKIPPED = skipped_analyses(config, ANALYSIS_MODELS, EMBEDDINGS)
+if SKIPPED:
+    print(
+        f"note: {len(SKIPPED)} analysis runs need the network and skip embeddings models; "
+        "see results/tables/skipped.tsv",
+        file=sys.stderr,
+    )
 
 MODEL_IDS = MODELS["model_id"].tolist()
 ZOO = MODELS.loc[MODELS["weights"] == "zoo", "model_id"].tolist()
 # trained zoo model -> its architecture's random-init control (linear-probe margins)
 RANDOM_CONTROLS = random_controls(MODELS)
 DATASETS = list(config["datasets"])
-FINETUNE = config["finetune"]["datasets"]
+# embeddings have no images to fine-tune on (listed in SKIPPED)
+FINETUNE = [
+    d for d in config.get("finetune", {}).get("datasets", []) if d not in EMBEDDINGS
+]
 if ZOO and "pretrain" not in config:
     sys.exit(
         f"config error: zoo models {ZOO} need a 'pretrain' section (see config/README.md)"
@@ -149,6 +169,23 @@ def get_stage_weights(wildcards):
     return f"results/models/{wildcards.model}/{wildcards.stage}.pt"
 
 
+def image_data(wildcards):
+    """The dataset's images; none for embeddings (geometry then runs without alignment)."""
+    if wildcards.dataset in EMBEDDINGS:
+        return []
+    return f"results/data/{wildcards.dataset}.h5"
+
+
+def one_of(names):
+    """A wildcard regex matching exactly ``names`` (none: a regex that matches nothing)."""
+    return "|".join(names) or "(?!)"
+
+
+def embeddings_files(wildcards):
+    """The files an embeddings model's features are imported from (reruns when they change)."""
+    return [str(p) for p in EMBEDDINGS[wildcards.dataset].files(wildcards.model)]
+
+
 def get_stage_head(wildcards):
     """The classifier of a stage: the fine-tuned head, or the linear probe for pretrained."""
     if wildcards.stage == "pretrained":
@@ -163,18 +200,35 @@ def feature_files():
     return [
         f"results/features/{d}/{m}/{s}.h5"
         for d in config["features"]["datasets"]
-        for m in MODEL_IDS
+        for m in DATASET_MODELS[d]
         for s in stages(d)
     ]
 
 
-def stage_features(models):
-    """Input function: the features of ``models`` at the job's dataset and stage."""
+def runs_on(section, dataset):
+    """Models ``section`` runs on for ``dataset``: selected, with features there, and, for
+    analyses that need the network, no embeddings model (those are in SKIPPED)."""
+    if (
+        section in NETWORK_ONLY
+        and NETWORK_ONLY[section][0] == "all"
+        and dataset in EMBEDDINGS
+    ):
+        return []
+    return [m for m in ANALYSIS_MODELS[section] if m in DATASET_MODELS[dataset]]
+
+
+def section_models_on(section):
+    """Params function: the models of a pairwise ``section`` on the job's dataset."""
+    return lambda wildcards: runs_on(section, wildcards.dataset)
+
+
+def stage_features(section):
+    """Input function: the features of ``section``'s models at the job's dataset and stage."""
 
     def files(wildcards):
         return [
             f"results/features/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
-            for m in models
+            for m in runs_on(section, wildcards.dataset)
         ]
 
     return files
@@ -183,7 +237,7 @@ def stage_features(models):
 def get_stage_memberships(wildcards):
     return [
         f"results/concepts/{wildcards.dataset}/{m}/{wildcards.stage}.h5"
-        for m in ANALYSIS_MODELS["concepts"]
+        for m in runs_on("concepts", wildcards.dataset)
     ]
 
 
@@ -199,7 +253,7 @@ def per_model(family, section):
     return [
         f"results/metrics/{family}/{d}/{m}/{s}.tsv"
         for d in config[section]["datasets"]
-        for m in ANALYSIS_MODELS[section]
+        for m in runs_on(section, d)
         for s in section_stages(section, d)
     ]
 
@@ -219,7 +273,7 @@ def metric_tables():
     tables = [
         f"results/metrics/training/{d}/{m}/{s}.tsv"
         for d in FINETUNE
-        for m in MODEL_IDS
+        for m in DATASET_MODELS[d]
         for s in stages(d)
     ]
     tables += per_model("geometry", "geometry")
@@ -250,6 +304,7 @@ def final_outputs():
         *feature_files(),
         *figure_files(),
         *probe_margin_files(),
+        *(["results/tables/skipped.tsv"] if SKIPPED else []),
     ]
 
 

@@ -8,6 +8,8 @@ rule extract_features:
         "logs/features/{dataset}/{model}/{stage}.log",
     benchmark:
         "benchmarks/features/{dataset}/{model}/{stage}.tsv"
+    wildcard_constraints:
+        dataset=one_of(d for d in DATASETS if d not in EMBEDDINGS),
     conda:
         "../../envs/torch.yaml"
     resources:
@@ -22,3 +24,26 @@ rule extract_features:
         precision=canonical(config["precision"]),
     script:
         "../scripts/extract_features.py"
+
+
+# Embeddings computed elsewhere become feature files of the same layout (stage pretrained).
+rule import_embeddings:
+    input:
+        embeddings_files,
+    output:
+        "results/features/{dataset}/{model}/pretrained.h5",
+    log:
+        "logs/features/{dataset}/{model}/pretrained.log",
+    benchmark:
+        "benchmarks/features/{dataset}/{model}/pretrained.tsv"
+    wildcard_constraints:
+        dataset=one_of(EMBEDDINGS),
+    conda:
+        "../../envs/stats.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        spec=get_dataset_spec,
+    script:
+        "../scripts/import_embeddings.py"

@@ -1,7 +1,7 @@
 rule compute_geometry:
     input:
         features="results/features/{dataset}/{model}/{stage}.h5",
-        data="results/data/{dataset}.h5",
+        data=image_data,
         weights=get_stage_weights,
     output:
         "results/metrics/geometry/{dataset}/{model}/{stage}.tsv",
@@ -141,7 +141,7 @@ rule probe_binding:
 
 rule compare_relative:
     input:
-        stage_features(ANALYSIS_MODELS["relative"]),
+        stage_features("relative"),
     output:
         "results/metrics/relative/{dataset}/{stage}.tsv",
     log:
@@ -154,7 +154,7 @@ rule compare_relative:
         mem_mb=8000,
         runtime=60,
     params:
-        models=ANALYSIS_MODELS["relative"],
+        models=section_models_on("relative"),
         relative=section_params("relative"),
         seed=config["seed"],
     script:
@@ -163,7 +163,7 @@ rule compare_relative:
 
 rule stitch_encoders:
     input:
-        stage_features(ANALYSIS_MODELS["stitching"]),
+        stage_features("stitching"),
     output:
         "results/metrics/stitching/{dataset}/{stage}.tsv",
     log:
@@ -176,7 +176,7 @@ rule stitch_encoders:
         mem_mb=8000,
         runtime=240,
     params:
-        models=ANALYSIS_MODELS["stitching"],
+        models=section_models_on("stitching"),
         relative=section_params(
             "relative", keys=("layers", "n_anchors", "anchor_method", "center")
         ),
@@ -223,7 +223,7 @@ rule align_concepts:
         mem_mb=8000,
         runtime=120,
     params:
-        models=ANALYSIS_MODELS["concepts"],
+        models=section_models_on("concepts"),
         concepts=section_params("concepts", keys=("cross_model_layers",)),
         seed=config["seed"],
     script:

@@ -25,6 +25,23 @@ rule collect_metrics:
         "../scripts/collect_metrics.py"
 
 
+rule list_skipped:
+    output:
+        report(
+            "results/tables/skipped.tsv",
+            caption="../report/skipped.rst",
+            category="Inputs",
+        ),
+    log:
+        "logs/tables/skipped.log",
+    conda:
+        "../../envs/stats.yaml"
+    params:
+        rows=SKIPPED,
+    script:
+        "../scripts/list_skipped.py"
+
+
 rule reliability:
     input:
         metrics="results/tables/metrics.tsv",

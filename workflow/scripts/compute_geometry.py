@@ -11,10 +11,12 @@ params, wc, seed = snakemake.params, snakemake.wildcards, snakemake.params.seed
 device = resolve_device(params.device)
 log.info("runtime %s", runtime(device))
 fs = read_features(snakemake.input.features)
-encoder, _ = load_encoder(
-    model_spec(snakemake), snakemake.input.weights or None, pooling=params.pooling, seed=seed
-)
-images = read_dataset(snakemake.input.data).images
+encoder = images = None  # embeddings models: no network, geometry without alignment
+if snakemake.input.data:
+    encoder, _ = load_encoder(
+        model_spec(snakemake), snakemake.input.weights or None, pooling=params.pooling, seed=seed
+    )
+    images = read_dataset(snakemake.input.data).images
 table = geometry_alignment_table(
     fs.features,
     fs.labels,

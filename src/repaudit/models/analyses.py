@@ -159,8 +159,8 @@ def geometry_alignment_table(
     features: Mapping[str, np.ndarray],
     labels: np.ndarray,
     split: np.ndarray,
-    encoder: torch.nn.Module,
-    images: np.ndarray,
+    encoder: torch.nn.Module | None,
+    images: np.ndarray | None,
     *,
     params: Mapping,
     seed: int = 0,
@@ -171,12 +171,15 @@ def geometry_alignment_table(
     ``params`` is the geometry config section: ``split`` and ``max_samples`` choose the images
     (stratified, seeded); the other keys go to ``geometry_table``. Alignment needs positive
     pairs, i.e. the encoder on two augmented views of the same images
-    (:func:`alignment_table`), so it runs on ``images`` (the dataset, rows = feature rows).
+    (:func:`alignment_table`), so it runs on ``images`` (the dataset, rows = feature rows);
+    without an encoder (embeddings computed elsewhere) the table has geometry only.
     Both run on ``device`` (geometry: its kNN search and L_U).
     """
     p = dict(params)
     idx = select_samples(labels, split, p.pop("split"), p.pop("max_samples"), seed)
     with precision_scope(device):
         geometry = geometry_table(subset(features, idx), seed=seed, device=device, **p)
+    if encoder is None:
+        return geometry
     aligned = alignment_table(encoder, images[idx], seed=seed, device=device)
     return pd.concat([geometry, aligned], ignore_index=True)
