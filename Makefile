@@ -7,7 +7,7 @@ CORES  ?= all
 CONFIG ?= config/config.yaml
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH snakemake
 
-.PHONY: run report test setup lint bench clean
+.PHONY: run report test setup lint style bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,15 +29,19 @@ run: $(STAMP)
 report: $(STAMP)
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
 
-## make test: set-up, format + lint, snakemake --lint, unit and workflow tests (what CI runs)
-test: $(STAMP) lint
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
+## make test: set-up, format + lint, unit and workflow tests (what CI runs; snakemake --lint
+## is one of the workflow tests, tests/workflow/test_workflow.py::test_lint)
+test: $(STAMP) style
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q --durations=15
 
-## make lint: ruff (lint + format check), snakefmt --check, snakemake --lint
-lint: $(STAMP)
+## make style: ruff (lint + format check), snakefmt --check
+style: $(STAMP)
 	$(BIN)/ruff check src tests workflow/scripts
 	$(BIN)/ruff format --check src tests workflow/scripts
 	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+## make lint: style, then snakemake --lint
+lint: style
 	$(SNAKEMAKE) --lint --configfile config/test.yaml
 
 ## make bench: the library benchmarks (pytest-benchmark, tests/benchmarks)
