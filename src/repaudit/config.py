@@ -283,7 +283,11 @@ NETWORK_ONLY = {
     ),
     "sensitivity": ("all", "differentiates the encoder with respect to its input images"),
     "binding": ("all", "needs the binding benchmark's images and their swap-pair metadata"),
-    "finetune": ("all", "trains the encoder's weights on the images"),
+    "finetune": (
+        "all",
+        "trains the encoder's weights on the images (and with it the linear probe of the "
+        "pretrained stage)",
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -380,3 +381,18 @@ def test_pretraining_needs_images(emb):
     cfg = config(emb, pretrain={"dataset": "mine", "epochs": 1, "batch_size": 2, "lr": 0.1})
     with pytest.raises(ConfigError, match="pretraining needs images"):
         validate_config(cfg, SCHEMA)
+
+
+def test_geometry_without_a_network(emb):
+    """Embeddings models: the geometry job's table is geometry_table alone (no alignment)."""
+    from repaudit.metrics.geometry import geometry_table
+    from repaudit.models.analyses import geometry_alignment_table
+    from repaudit.tables import select_samples, subset
+
+    fs = embeddings_feature_set(scan_embeddings(emb), "model_a", dataset="mine")
+    p = {"split": "all", "max_samples": 40, "local_k": 3, "alpha_range": (2, 5)}
+    got = geometry_alignment_table(fs.features, fs.labels, fs.split, None, None, params=p, seed=1)
+    idx = select_samples(fs.labels, fs.split, "all", 40, 1)
+    want = geometry_table(subset(fs.features, idx), local_k=3, alpha_range=(2, 5), seed=1)
+    pd.testing.assert_frame_equal(got, want)
+    assert "alignment" not in set(got["metric"])
