@@ -545,3 +545,38 @@ def test_discover_concepts_is_the_same_with_one_and_two_threads():
     assert one.n_concepts >= 2
     np.testing.assert_array_equal(one.labels, two.labels)
     np.testing.assert_array_equal(one.memberships, two.memberships)
+
+
+_PORTABLE_RUN = """
+import sys, numpy as np
+from sklearn.datasets import make_blobs
+from repaudit.metrics.concepts import discover_concepts
+X, _ = make_blobs(300, centers=4, n_features=24, cluster_std=4.0, random_state=7)
+r = discover_concepts(X.astype(np.float32), seed=0, n_components=5, n_neighbors=15,
+                      min_dist=0.01, min_cluster_size=20, min_samples=5, selection="leaf")
+np.save(sys.argv[1], r.memberships)
+"""
+
+
+def test_concepts_are_the_same_under_another_blas_kernel_and_thread_count(tmp_path):
+    """What differs between two machines, short of the CPU itself: the BLAS kernel OpenBLAS
+    picks for the CPU and the thread counts. Importing repaudit pins numba to portable
+    x86-64 code (host-specific code gave 4 concepts here where portable code gives 5)."""
+    import os
+    import subprocess
+    import sys
+
+    runs = []
+    for i, (kernel, threads) in enumerate((("Prescott", "1"), ("Sandybridge", "2"))):
+        env = {
+            **os.environ,
+            "OPENBLAS_CORETYPE": kernel,
+            "OMP_NUM_THREADS": threads,
+            "NUMBA_NUM_THREADS": threads,
+        }
+        env.pop("NUMBA_CPU_NAME", None)  # the library's own default
+        out = tmp_path / f"run{i}.npy"
+        subprocess.run([sys.executable, "-c", _PORTABLE_RUN, str(out)], env=env, check=True)
+        runs.append(np.load(out))
+    assert runs[0].shape[1] >= 2
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -1,0 +1,106 @@
+"""Seed replicates: pooling per design cell in the claims, reliability (ICC) of the measures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repaudit.claims import Claim, Rule
+from repaudit.claims.reliability import claim_metrics, flag_unreliable, reliability_table
+from repaudit.claims.selectors import pool_replicates
+
+ARCHS, OBJECTIVES, SEEDS = ["a", "b", "c"], ["sup", "ssl", "w2", "random"], [0, 1]
+
+
+def claim(cid: str, *metrics: str) -> Claim:
+    params = {"x": {"metric": list(metrics)}, "y": {"metric": "binding", "stage": "pretrained"}}
+    return Claim(cid, "paper", "statement", "model", "correlation", params, Rule("direction", ""))
+
+
+def zoo_table(rng, *, objective_sd: float, seed_sd: float, metric: str) -> pd.DataFrame:
+    """One value per replicate at the final layer, plus a shallower layer that must be ignored."""
+    rows = []
+    for arch_effect, arch in zip(rng.normal(scale=10, size=3), ARCHS, strict=True):
+        for obj in OBJECTIVES:
+            cell_mean = arch_effect + rng.normal(scale=objective_sd)
+            for seed in SEEDS:
+                value = cell_mean + rng.normal(scale=seed_sd)
+                for layer, index, v in (("0", 0, rng.normal()), ("final", 1, value)):
+                    rows.append(
+                        {
+                            "dataset": "digits",
+                            "model": f"{arch}_{obj}_s{seed}",
+                            "cell": f"{arch}_{obj}",
+                            "architecture": arch,
+                            "objective": obj,
+                            "seed": str(seed),
+                            "stage": "pretrained",
+                            "layer": layer,
+                            "layer_index": index,
+                            "metric": metric,
+                            "variant": "",
+                            "value": v,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_reliability_separates_a_discriminative_measure_from_seed_noise():
+    rng = np.random.default_rng(0)
+    table = pd.concat(
+        [
+            zoo_table(rng, objective_sd=1.0, seed_sd=0.1, metric="good"),
+            zoo_table(rng, objective_sd=0.0, seed_sd=1.0, metric="noise"),
+            zoo_table(rng, objective_sd=1.0, seed_sd=0.1, metric="unused"),
+        ]
+    )
+    rel = reliability_table(table, [claim("C1", "good", "noise")]).set_index("metric")
+    assert set(rel.index) == {"good", "noise"}  # only the measures claims use
+    assert rel.loc["good", "icc_within_architecture"] > 0.9
+    assert rel.loc["noise", "icc_within_architecture"] < 0.5
+    # the all-cell ICC is high for both: architecture differences dominate it
+    assert rel.loc["noise", "icc"] > 0.9
+    assert rel.loc["good", "n_cells"] == 12 and rel.loc["good", "n_replicates"] == 24
+    assert rel.loc["good", "layer"] == "final"  # the deepest layer only
+    assert rel.loc["noise", "within_sd"] == pytest.approx(1.0, abs=0.35)
+    assert rel.loc["good", "reliable"] and not rel.loc["noise", "reliable"]
+    assert rel.loc["good", "used_by"] == "C1"
+    summary = pd.DataFrame({"claim": ["C1", "C9"]})
+    flags = flag_unreliable(summary, rel.reset_index())
+    assert flags.iloc[0].startswith("noise@pretrained (ICC ") and flags.iloc[1] == ""
+
+
+def test_unreplicated_zoos_give_no_icc():
+    rng = np.random.default_rng(1)
+    table = zoo_table(rng, objective_sd=1.0, seed_sd=0.1, metric="good")
+    one_seed = table[table["seed"] == "0"]
+    rel = reliability_table(one_seed, [claim("C1", "good")])
+    assert np.isnan(rel.loc[0, "icc"]) and rel.loc[0, "reliable"] is pd.NA
+    assert flag_unreliable(pd.DataFrame({"claim": ["C1"]}), rel).tolist() == [""]
+
+
+def test_claim_metrics_walks_nested_selectors():
+    c = claim("C2", "a", "b")
+    assert claim_metrics([c, claim("C3", "a")]) == {
+        "a": ["C2", "C3"],
+        "b": ["C2"],
+        "binding": ["C2", "C3"],
+    }
+
+
+def test_pooling_makes_replicates_one_unit_and_drops_seed_pairs():
+    table = pd.DataFrame(
+        {
+            "model": ["m_s0", "m_s1", "n_s0", "m_s0", "m_s0", "hub"],
+            "cell": ["m", "m", "n", "m", "m", "hub"],
+            "model_b": [None, None, None, "n_s0", "m_s1", "m_s0"],
+            "cell_b": [None, None, None, "n", "m", "m"],
+            "value": [1.0, 3.0, 5.0, 0.5, 0.9, 0.1],
+        }
+    )
+    pooled = pool_replicates(table)
+    assert pooled["model"].tolist() == ["m", "m", "n", "m", "hub"]
+    assert pooled["model_b"].tolist()[3:] == ["n", "m"]  # m_s0 vs m_s1 compared seeds: dropped
+    # tables without replicates pass unchanged
+    assert pool_replicates(table.drop(columns="cell")).equals(table.drop(columns="cell"))
