@@ -34,6 +34,27 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def copy_run(run: Path, dest: Path, outputs: list[str]) -> Path:
+    """A new run directory with ``run``'s workflow files and some of its ``outputs``.
+
+    The outputs keep their modification times and Snakemake's records of every job of ``run``
+    (.snakemake/metadata) come along, so Snakemake takes the copied files as up to date and
+    only plans what is missing: a test starts from the tiny run's data and models instead of
+    computing them again.
+    """
+    dest.mkdir(parents=True)
+    for name in TRACKED:
+        if (run / name).is_dir():
+            shutil.copytree(run / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif (run / name).exists():
+            shutil.copy2(run / name, dest / name)
+    for output in outputs:
+        (dest / output).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run / output, dest / output)
+    shutil.copytree(run / ".snakemake" / "metadata", dest / ".snakemake" / "metadata")
+    return dest
+
+
 def snakemake(cwd: Path, *args: str, timeout: int = 1800, check: bool = True):
     """Run the venv's snakemake in ``cwd``; on failure show the tail of its output and logs."""
     proc = subprocess.run(

@@ -2,14 +2,18 @@
 
 The module fixture starts munged, mariadbd, slurmdbd, slurmctld and slurmd with
 .ci/slurm_up.sh (installing the Debian packages first if needed) and always stops them by pid
-with .ci/slurm_down.sh. The test then runs one encoder's chain of config/test.yaml (data,
-pretraining, fine-tuning, the probe, extraction and four metrics: every rule that asks for a
-GPU) with the Slurm profile, and checks that every job of the plan ran as its own, completed
-Slurm job with the profile's account, partition and per-rule resources, and that every table
-equals the local run's (the session fixture ``tiny_run``, ``--cores 2``) byte for byte. The
-whole tiny workflow on Slurm takes about 14 min here (66 jobs), too long for CI:
-``REPAUDIT_SLURM_TEST=full`` runs it. Without root, Linux or a way to install Slurm it skips,
-naming the reason; ``REPAUDIT_SLURM_TEST=0`` skips it too.
+with .ci/slurm_down.sh. The test then runs a short chain of config/test.yaml with the Slurm
+profile: starting from the local run's datasets and one pretrained encoder (the session fixture
+``tiny_run``, ``--cores 2``, copied with Snakemake's records), six jobs in two waves that
+cover every rule the profile gives a GPU: pretraining another encoder from scratch,
+fine-tuning, extraction, the Jacobian sensitivity and Euclidean convexity (of the fine-tuned
+model), and graph convexity on the extracted features. It checks that every job of the plan
+ran as its own, completed Slurm job with the profile's account, partition and per-rule
+resources, and that every table (metrics, training histories and tables) equals the local
+run's byte for byte: the same config gives the same tables in a second run, from scratch for
+the pretraining, under another executor. The whole tiny workflow on Slurm (66 jobs) is too
+long for CI: ``REPAUDIT_SLURM_TEST=full`` runs it, from scratch. Without root, Linux or a way
+to install Slurm it skips, naming the reason; ``REPAUDIT_SLURM_TEST=0`` skips it too.
 
 Environment: REPAUDIT_SLURM_TEST (``0`` | ``chain`` (default) | ``full``),
 REPAUDIT_SLURM_TEST_TIMEOUT (seconds for the Slurm run, default 1800).
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, ROOT, TRACKED, job_counts, snakemake, snakemake_env
+from conftest import BIN, ROOT, TRACKED, copy_run, job_counts, snakemake, snakemake_env
 
 pytestmark = pytest.mark.workflow
 
@@ -41,21 +45,32 @@ UP, DOWN = ROOT / ".ci" / "slurm_up.sh", ROOT / ".ci" / "slurm_down.sh"
 LOCK = Path("/tmp/repaudit-ci-slurm.lock")
 RUN_TIMEOUT = int(os.environ.get("REPAUDIT_SLURM_TEST_TIMEOUT", "1800"))
 SCOPE = os.environ.get("REPAUDIT_SLURM_TEST", "chain")
-# One encoder's chain through every rule the Slurm profile gives a GPU (and the rules before them)
-CHAIN = [
-    f"results/metrics/{metric}/digits/resnet_sup_s0/{stage}.tsv"
-    for metric, stage in [
-        ("convexity", "finetuned_digits"),
-        ("euclidean_convexity", "pretrained"),
-        ("sensitivity", "pretrained"),
-        ("geometry", "pretrained"),
-    ]
+# The local run's files the chain starts from (the data and resnet_sup's pretrained weights)
+SEED = [
+    "results/data/shapes.h5",
+    "results/data/digits.h5",
+    "results/models/resnet_sup_s0/pretrained.pt",
+    "results/models/resnet_sup_s0/pretrain_history.tsv",
 ]
+# Every rule the Slurm profile gives a GPU, in two waves: pretraining (of another encoder,
+# from scratch), fine-tuning, extraction and the Jacobians, then the Euclidean convexity of
+# the fine-tuned model and the graph convexity of the extracted features.
+CHAIN = [
+    "results/models/resnet_simclr_s0/pretrain_history.tsv",
+    "results/metrics/training/digits/resnet_sup_s0/finetuned_digits.tsv",
+    "results/metrics/sensitivity/digits/resnet_sup_s0/pretrained.tsv",
+    "results/metrics/euclidean_convexity/digits/resnet_sup_s0/finetuned_digits.tsv",
+    "results/metrics/convexity/digits/resnet_sup_s0/pretrained.tsv",
+]
+CHAIN_JOBS = Counter(
+    pretrain_encoder=1, finetune_encoder=1, extract_features=1, compute_sensitivity=1,
+    compute_euclidean_convexity=1, compute_graph_convexity=1,
+)  # fmt: skip
 # Threads of every job in both runs: the local run (tiny_run) runs every rule on its default
 # one thread, so cap the Slurm run the same way (floating-point results may depend on the
 # thread count); the profile's set-threads then reach sbatch as --cpus-per-task=1.
 MAX_THREADS = 1
-TABLE_DIRS = ("results/tables", "results/metrics", "results/stats")
+TABLE_DIRS = ("results/tables", "results/metrics", "results/stats", "results/models")
 # Options that change how or where jobs run: the local profile must leave them to the Slurm one.
 EXECUTION_KEYS = {
     "executor", "jobs", "cores", "local-cores", "resources", "default-resources",
@@ -235,7 +250,10 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
     scratch = slurm_cluster
     # The local run's own copy of the code: the repository may have changed since (while
     # developing), and the comparison is about where the jobs ran, not about code versions.
-    work = _copy_workflow(tiny_run, tmp_path / "repo")
+    if SCOPE == "chain":
+        work = copy_run(tiny_run, tmp_path / "repo", SEED)
+    else:
+        work = _copy_workflow(tiny_run, tmp_path / "repo")
     profile = _profile(work)
     env = {k: v for k, v in snakemake_env().items() if not k.startswith(("SLURM_", "SBATCH_"))}
     # the profile reads account and partition from Slurm's own variables
@@ -243,13 +261,15 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
 
     targets = CHAIN if SCOPE == "chain" else []  # targets first: --configfile takes the rest
     plan = job_counts(snakemake(work, *targets, "-n", "--configfile", "config/test.yaml").stdout)
+    if SCOPE == "chain":  # the copied data and model are up to date: only the chain runs
+        assert plan == CHAIN_JOBS, plan
 
     cmd = [
         str(BIN / "snakemake"), *targets, "--workflow-profile", "workflow/profiles/slurm",
         "--configfile", "config/test.yaml",
         "--jobs", str(max(2, os.cpu_count() or 2)),  # the profile's 100 is for a real cluster
         "--max-threads", str(MAX_THREADS),
-        "--slurm-init-seconds-before-status-checks", "5",
+        "--slurm-init-seconds-before-status-checks", "2",
         "--slurm-keep-successful-logs",
     ]  # fmt: skip
     t0 = time.monotonic()
@@ -297,7 +317,7 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
         }
 
     on_slurm, locally = tables(work), tables(tiny_run)
-    if SCOPE == "chain":  # the chain's targets and the training tables on the way
+    if SCOPE == "chain":  # the chain's targets and the tables on the way (and the copied one)
         assert set(CHAIN) <= set(on_slurm) <= set(locally), sorted(on_slurm)
     else:
         assert sorted(on_slurm) == sorted(locally)
