@@ -21,7 +21,7 @@ setup: $(STAMP)
 
 ## make run: set-up, the embedded default workflow, the report, the claims table
 run: $(STAMP)
-	$(SNAKEMAKE) --cores $(CORES) --configfile $(CONFIG)
+	$(SNAKEMAKE) --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
 	cut -f1,4-9,11-13 results/stats/claims.tsv | column -t -s "$$(printf '\t')"
 

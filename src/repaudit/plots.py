@@ -76,7 +76,8 @@ _METRICS: dict[str, tuple[str, str, float]] = {
     "wasserstein_uniformity": ("W2 uniformity", "lower = more uniform", 1.0),
     "wang_isola_uniformity": ("Wang–Isola L_U", "lower = more uniform", 1.0),
     "jacobian_effective_rank": ("Jacobian effective rank", "dims", 1.0),
-    "binding_ood_accuracy": ("OOD binding accuracy", "%", 100.0),
+    "binding_ood_accuracy": ("OOD binding accuracy (linear probe)", "%", 100.0),
+    "binding_knn_accuracy": ("OOD binding accuracy (kNN readout)", "%", 100.0),
     "probe_test_accuracy": ("linear-probe test accuracy", "%", 100.0),
     "finetune_test_accuracy": ("fine-tuned test accuracy", "%", 100.0),
     "latent_jaccard": ("kNN Jaccard", "0–1", 1.0),
@@ -471,7 +472,7 @@ def _correlation_text(x: np.ndarray, y: np.ndarray, architecture: np.ndarray) ->
 def metric_vs_binding(
     metrics: pd.DataFrame,
     metrics_x: Sequence[str],
-    binding_metric: str = "binding_ood_accuracy",
+    binding_metric: str = "binding_knn_accuracy:cosine_ood",
     *,
     dataset: str | None = None,
     binding_dataset: str = "binding",
@@ -495,17 +496,19 @@ def metric_vs_binding(
         Metric names; ``"name:variant"`` pins one variant (e.g. ``"rankme:uncentred"``,
         ``"jacobian_effective_rank:images"``), otherwise every variant found gets a panel.
     binding_metric : str
-        y metric, read from ``binding_dataset``.
+        y metric, read from ``binding_dataset``; ``"name:variant"`` pins a variant (the default
+        is the claims' binding measure, the kNN readout on disjoint colours).
     dataset : str or None
         Where x metrics come from (the natural-image dataset). None: the first other dataset,
         in sorted order, that has the metric, else ``binding_dataset`` itself.
     layer, stage : str
         Which representation is compared.
     """
+    binding_metric, binding_variant = _parse_metric(binding_metric)
     title = f"{_name(binding_metric)} vs representation metrics (layer {layer}, {stage})"
     binding = _rows(metrics, binding_metric, dataset=binding_dataset, layer=str(layer), stage=stage)
-    if binding_metric == "binding_ood_accuracy" and (binding["variant"] == "logreg").any():
-        binding = binding[binding["variant"] == "logreg"]
+    if binding_variant is not None:
+        binding = binding[binding["variant"] == binding_variant]
     y_by_model = _mean_by(binding, ["model"]).dropna(subset=["value"])
     if y_by_model.empty:
         return _missing(

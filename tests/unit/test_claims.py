@@ -59,7 +59,7 @@ def _synthetic_table(plant: bool, seed: int = 0, n_arch: int = 4, n_classes: int
             "family": "cnn",
         }
         bind = rng.uniform(0.3, 0.9) + 0.1 * shift[arch] + (0.3 if plant and obj == "barlow" else 0)
-        add(**meta, dataset="binding", metric="binding_ood_accuracy", variant="logreg", value=bind)
+        add(**meta, dataset="binding", metric="binding_knn_accuracy", variant="cosine_ood", value=bind)
         add(**meta, dataset="binding", metric="swap_auc", variant="cosine", value=rng.normal())
         jer = (20 * bind if plant else 10 + shift[arch]) + rng.normal(0, 1.5)
         add(**meta, metric="jacobian_effective_rank", variant="images", value=jer)
@@ -404,8 +404,8 @@ def test_one_encoder_that_carries_an_effect_is_flagged_fragile(claims):
             {
                 **base,
                 "dataset": "binding",
-                "metric": "binding_ood_accuracy",
-                "variant": "logreg",
+                "metric": "binding_knn_accuracy",
+                "variant": "cosine_ood",
                 "value": bind + (8 if i == 0 else 0),
             },
         ]
@@ -450,7 +450,7 @@ def test_too_few_units_is_underpowered_with_the_reason(planted):
                     "test": "correlation",
                     "params": {
                         "x": {"metric": "probe_test_accuracy", "model": ["a0_simclr", "a1_simclr"]},
-                        "y": {"metric": "binding_ood_accuracy"},
+                        "y": {"metric": "binding_knn_accuracy"},
                         "units": ["model"],
                         "n_perm": 100,
                     },

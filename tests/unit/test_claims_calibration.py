@@ -82,8 +82,8 @@ def _correlation(rng, scenario):
                 **m,
                 **BASE,
                 "dataset": "binding",
-                "metric": "binding_ood_accuracy",
-                "variant": "logreg",
+                "metric": "binding_knn_accuracy",
+                "variant": "cosine_ood",
                 "value": y,
             },
             {**m, **BASE, "dataset": "digits", "metric": "global_isotropy", "value": x},
@@ -106,8 +106,8 @@ def _group(rng, scenario):
                 **BASE,
                 "objective": obj,
                 "dataset": "binding",
-                "metric": "binding_ood_accuracy",
-                "variant": "logreg",
+                "metric": "binding_knn_accuracy",
+                "variant": "cosine_ood",
                 "value": y + rng.normal(),
             }
         )

@@ -137,8 +137,8 @@ def metrics() -> pd.DataFrame:
                 model,
                 "final",
                 dataset="binding",
-                metric="binding_ood_accuracy",
-                variant="logreg",
+                metric="binding_knn_accuracy",
+                variant="cosine_ood",
                 value=0.2 + 0.1 * m + 0.01 * rng.normal(),
             )
         )
@@ -328,7 +328,7 @@ def test_metric_vs_binding_scatter_fit_and_r(metrics, tmp_path):
     text = _texts(fig)
     # rankme and binding are both exactly linear in the model index up to tiny noise
     assert "Pearson r = 1.00" in text
-    assert "OOD binding accuracy (%)" in text
+    assert "OOD binding accuracy (kNN readout) (%)" in text
     # points are plotted in % (binding 0.2..0.5 -> 20..50)
     points = [c for c in axes[0].collections if isinstance(c, PathCollection)]
     offsets = np.concatenate([c.get_offsets()[:, 1] for c in points])
@@ -339,9 +339,9 @@ def test_metric_vs_binding_scatter_fit_and_r(metrics, tmp_path):
 
 
 def test_metric_vs_binding_missing(metrics, tmp_path):
-    no_binding = metrics[metrics["metric"] != "binding_ood_accuracy"]
+    no_binding = metrics[metrics["metric"] != "binding_knn_accuracy"]
     fig = plots.metric_vs_binding(no_binding, ["rankme"])
-    _check_missing(fig, tmp_path, "binding_missing", "binding_ood_accuracy")
+    _check_missing(fig, tmp_path, "binding_missing", "binding_knn_accuracy")
     fig = plots.metric_vs_binding(metrics, ["rankme:uncentred", "nesum"])
     _check_data(fig, tmp_path, "binding_partial", save=False)
     assert "'nesum' missing" in _texts(fig)

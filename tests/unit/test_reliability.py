@@ -10,7 +10,7 @@ from repaudit.claims import Claim, Rule
 from repaudit.claims.reliability import claim_metrics, flag_unreliable, reliability_table
 from repaudit.claims.selectors import pool_replicates
 
-ARCHS, OBJECTIVES, SEEDS = ["a", "b", "c"], ["sup", "ssl", "w2", "random"], [0, 1]
+ARCHS, OBJECTIVES, SEEDS = ["a", "b", "c"], ["sup", "ssl", "w2", "vicreg"], [0, 1]
 
 
 def claim(cid: str, *metrics: str) -> Claim:
@@ -104,3 +104,16 @@ def test_pooling_makes_replicates_one_unit_and_drops_seed_pairs():
     assert pooled["model_b"].tolist()[3:] == ["n", "m"]  # m_s0 vs m_s1 compared seeds: dropped
     # tables without replicates pass unchanged
     assert pool_replicates(table.drop(columns="cell")).equals(table.drop(columns="cell"))
+
+
+def test_random_init_controls_are_not_in_the_population():
+    rng = np.random.default_rng(2)
+    table = zoo_table(rng, objective_sd=0.0, seed_sd=1.0, metric="noise")
+    control = table[table["objective"] == "sup"].assign(
+        objective="random", value=lambda d: d["value"] + 100.0, cell=lambda d: d["cell"] + "_r"
+    )
+    with_control = pd.concat([table, control])
+    rel = reliability_table(with_control, [claim("C1", "noise")])
+    assert rel.loc[0, "n_cells"] == 12  # the 3 random cells are left out
+    inflated = reliability_table(with_control, [claim("C1", "noise")], exclude_objectives=())
+    assert inflated.loc[0, "icc_within_architecture"] > 0.9 > rel.loc[0, "icc_within_architecture"]

@@ -66,7 +66,11 @@ def _encoder_values(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def reliability_table(
-    metrics: pd.DataFrame, claims: Sequence[Claim], *, min_icc: float = 0.5
+    metrics: pd.DataFrame,
+    claims: Sequence[Claim],
+    *,
+    min_icc: float = 0.5,
+    exclude_objectives: Sequence[str] = ("random",),
 ) -> pd.DataFrame:
     """Seed reliability of every per-encoder metric the claims use, at its final layer.
 
@@ -74,10 +78,14 @@ def reliability_table(
     components and ICCs over all cells (``icc``) and within architecture
     (``icc_within_architecture``), and ``reliable`` = ``icc_within_architecture >= min_icc``.
     Only replicated encoders count (a training seed, i.e. zoo and random-init rows); pairwise
-    metrics (``model_b``) are not per-encoder and are left out.
+    metrics (``model_b``) are not per-encoder and are left out. ``exclude_objectives``: the
+    random-init controls are not in most claims' population, and their distance from every
+    trained encoder would make any measure look reliable.
     """
     used = claim_metrics(claims)
     df = metrics[metrics["metric"].isin(list(used))]
+    if "objective" in df:
+        df = df[~df["objective"].isin(list(exclude_objectives))]
     if "model_b" in df:
         df = df[df["model_b"].isna()]
     df = df[df["model"].notna() & pd.to_numeric(df.get("seed"), errors="coerce").notna()]
