@@ -34,6 +34,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
 from repaudit import stats
+from repaudit.claims.selectors import pool_replicates
 from repaudit.tables import layer_index
 
 __all__ = [
@@ -484,8 +485,9 @@ def metric_vs_binding(
 
     One panel per x metric (and variant): x = the metric of each model at ``layer`` / ``stage``,
     y = ``binding_metric`` on ``binding_dataset`` (same layer and stage), one point per model
-    coloured by objective with its architecture as the marker shape, an OLS fit with its 95 %
-    bootstrap band (seaborn ``regplot``, ``seed=0``), Pearson r with its two-sided p
+    (seed replicates of a design cell averaged, as in the claims) coloured by objective with
+    its architecture as the marker shape, an OLS fit with its 95 % bootstrap band (seaborn
+    ``regplot``, ``seed=0``), Pearson r with its two-sided p
     (:func:`repaudit.stats.pearson`), and the r within architecture that the claims decide on
     (:func:`repaudit.stats.stratified_correlation`): a cloud of architectures can make a raw r.
 
@@ -504,6 +506,7 @@ def metric_vs_binding(
     layer, stage : str
         Which representation is compared.
     """
+    metrics = pool_replicates(metrics)  # one point per design cell, as the claims count them
     binding_metric, binding_variant = _parse_metric(binding_metric)
     title = f"{_name(binding_metric)} vs representation metrics (layer {layer}, {stage})"
     binding = _rows(metrics, binding_metric, dataset=binding_dataset, layer=str(layer), stage=stage)

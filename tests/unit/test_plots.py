@@ -338,6 +338,25 @@ def test_metric_vs_binding_scatter_fit_and_r(metrics, tmp_path):
     assert len(points) == len(set(MODELS.values()))
 
 
+def test_metric_vs_binding_averages_seed_replicates(metrics):
+    """Two seeds of every model: still one point per design cell, at the replicates' mean."""
+    two = pd.concat(
+        [
+            metrics.assign(cell=metrics["model"], model=metrics["model"] + "_s0"),
+            metrics.assign(
+                cell=metrics["model"], model=metrics["model"] + "_s1", value=metrics["value"] + 0.1
+            ),
+        ]
+    )
+    fig = plots.metric_vs_binding(two, ["rankme:uncentred"])
+    points = [c for c in _visible_axes(fig)[0].collections if isinstance(c, PathCollection)]
+    y = np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points]))
+    one = plots.metric_vs_binding(metrics, ["rankme:uncentred"])
+    points = [c for c in _visible_axes(one)[0].collections if isinstance(c, PathCollection)]
+    y_one = np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points]))
+    np.testing.assert_allclose(y, y_one + 5.0)  # +0.1 on one of two seeds, in %
+
+
 def test_metric_vs_binding_missing(metrics, tmp_path):
     no_binding = metrics[metrics["metric"] != "binding_knn_accuracy"]
     fig = plots.metric_vs_binding(no_binding, ["rankme"])
