@@ -59,7 +59,13 @@ def _synthetic_table(plant: bool, seed: int = 0, n_arch: int = 4, n_classes: int
             "family": "cnn",
         }
         bind = rng.uniform(0.3, 0.9) + 0.1 * shift[arch] + (0.3 if plant and obj == "barlow" else 0)
-        add(**meta, dataset="binding", metric="binding_knn_accuracy", variant="cosine_ood", value=bind)
+        add(
+            **meta,
+            dataset="binding",
+            metric="binding_knn_accuracy",
+            variant="cosine_ood",
+            value=bind,
+        )
         add(**meta, dataset="binding", metric="swap_auc", variant="cosine", value=rng.normal())
         jer = (20 * bind if plant else 10 + shift[arch]) + rng.normal(0, 1.5)
         add(**meta, metric="jacobian_effective_rank", variant="images", value=jer)
