@@ -247,12 +247,10 @@ def load_models(
             "config error: no models: set 'models' (an encoder sheet) or add a dataset of kind "
             "'embeddings' (see config/README.md)"
         )
-    if models["model_id"].duplicated().any():
-        dup = models.loc[models["model_id"].duplicated(), "model_id"].tolist()
-        raise ConfigError(
-            f"config error: model folder(s) {dup} of an embeddings dataset collide with sheet "
-            "ids; rename the folders"
-        )
+    _check_unique_ids(
+        models,
+        "model folder(s) {dup} of an embeddings dataset collide with sheet ids; rename the folders",
+    )
     return models.set_index("model_id", drop=False)
 
 
@@ -352,19 +350,23 @@ def read_models(
             raise ConfigError(
                 f"config error: {path} row {i + 2} ({row['model_id']!r}): {_one_line(error)}"
             )
-    if df["model_id"].duplicated().any():
-        dup = df.loc[df["model_id"].duplicated(), "model_id"].tolist()
-        raise ConfigError(f"config error: {path}: duplicate model_id {dup}; ids must be unique")
+    _check_unique_ids(df, f"{path}: duplicate model_id {{dup}}; ids must be unique")
     for _, row in df.iterrows():
         _check_model_row(row, path)
     models = replicate_models(df, seeds)
-    if models["model_id"].duplicated().any():
-        dup = models.loc[models["model_id"].duplicated(), "model_id"].tolist()
-        raise ConfigError(
-            f"config error: {path}: replicate ids {dup} collide with a sheet id; "
-            "rename the row (ids ending in _s<seed> are the replicates' names)"
-        )
+    _check_unique_ids(
+        models,
+        f"{path}: replicate ids {{dup}} collide with a sheet id; rename the row (ids "
+        "ending in _s<seed> are the replicates' names)",
+    )
     return models.set_index("model_id", drop=False)
+
+
+def _check_unique_ids(models: pd.DataFrame, message: str) -> None:
+    """One ConfigError line if ``model_id`` repeats; ``message`` formats the repeated ``{dup}``."""
+    dup = models.loc[models["model_id"].duplicated(), "model_id"].tolist()
+    if dup:
+        raise ConfigError(f"config error: {message.format(dup=dup)}")
 
 
 def replicate_models(sheet: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
