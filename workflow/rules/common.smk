@@ -34,7 +34,7 @@ SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 
 def section_models(section):
-    """Replicates an analysis runs on: its ``models`` key (sheet or replicate ids), else all.
+    """Replicates an analysis runs on: its ``models`` key (ids or patterns), else every model.
 
     Pairwise analyses and UMAP grow fastest with the zoo, so configs may limit them.
     """
