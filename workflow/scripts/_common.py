@@ -28,3 +28,20 @@ def model_spec(snakemake):
     from repaudit.models.factory import ModelSpec
 
     return ModelSpec.from_row(snakemake.params.model)
+
+
+def resume_settings(snakemake, section: str):
+    """The resume file of an interrupted training job and its training parameters.
+
+    The state lives beside the output (Snakemake deletes only outputs, so a rerun finds it).
+    How often it is saved changes no result, so ``checkpoint_every`` comes from the config,
+    not from params (Snakemake reruns jobs whose params change).
+    """
+    from pathlib import Path
+
+    resume = Path(f"{snakemake.output.model}.resume.pt")
+    train = {
+        **snakemake.params.train,
+        "checkpoint_every": snakemake.config[section]["checkpoint_every"],
+    }
+    return resume, train

@@ -1,6 +1,4 @@
-from pathlib import Path
-
-from _common import model_spec, start
+from _common import model_spec, resume_settings, start
 
 from repaudit.io import read_dataset, save_checkpoint, write_table
 from repaudit.models.device import resolve_device, runtime
@@ -11,11 +9,7 @@ spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
 data = read_dataset(snakemake.input.data)
 device = resolve_device(params.device)
 log.info("runtime %s", runtime(device, params.precision))
-# training state of an interrupted job, resumed by its rerun (Snakemake deletes only outputs)
-resume = Path(f"{snakemake.output.model}.resume.pt")
-# how often that state is saved changes no result, so it comes from the config, not from
-# params (Snakemake reruns jobs whose params change)
-train = {**params.train, "checkpoint_every": snakemake.config["finetune"]["checkpoint_every"]}
+resume, train = resume_settings(snakemake, "finetune")
 payload, history, table = finetune_stage(
     spec,
     snakemake.input.weights or None,

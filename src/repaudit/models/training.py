@@ -297,6 +297,22 @@ def _set_rng_state(state: dict, gen: torch.Generator, dev: torch.device) -> None
         torch.cuda.set_rng_state(state["cuda"], dev)
 
 
+def _save_resume(path, fingerprint, epoch, step, optimizer, gen, dev, history, **state) -> None:
+    """The training state after ``epoch`` epochs: what a rerun resumes from (``_load_resume``)."""
+    save_checkpoint(
+        path,
+        {
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "step": step,
+            **state,
+            "optimizer": optimizer.state_dict(),
+            "rng": _rng_state(gen, dev),
+            "history": history,
+        },
+    )
+
+
 def _load_resume(path: str | Path | None, fingerprint: str) -> dict | None:
     """The state saved at ``path`` if it belongs to this run, else None (start afresh)."""
     if path is None or not Path(path).is_file():
@@ -552,19 +568,10 @@ def pretrain(
                 bar.update(1)
                 step += 1
             if resume_path is not None and _checkpoint_due(epoch, epochs, checkpoint_every):
-                save_checkpoint(
-                    resume_path,
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch + 1,
-                        "step": step,
-                        "encoder": encoder.state_dict(),
-                        "head": head.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": _rng_state(gen, dev),
-                        "history": rows,
-                    },
-                )
+                _save_resume(
+                    resume_path, fingerprint, epoch + 1, step, optimizer, gen, dev, rows,
+                    encoder=encoder.state_dict(), head=head.state_dict(),
+                )  # fmt: skip
         bar.close()
     encoder.eval()
     history = pd.DataFrame(rows)
@@ -837,21 +844,11 @@ def finetune(
                 loss=f"{row['train_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}", refresh=False
             )
             if resume_path is not None and _checkpoint_due(epoch, epochs, checkpoint_every):
-                save_checkpoint(
-                    resume_path,
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch + 1,
-                        "step": step,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "rng": _rng_state(gen, dev),
-                        "history": rows,
-                        "best_key": best_key,
-                        "best_state": best_state,
-                        "best_epoch": best_epoch,
-                    },
-                )
+                _save_resume(
+                    resume_path, fingerprint, epoch + 1, step, optimizer, gen, dev, rows,
+                    model=model.state_dict(), best_key=best_key, best_state=best_state,
+                    best_epoch=best_epoch,
+                )  # fmt: skip
         bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
