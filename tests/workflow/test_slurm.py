@@ -5,12 +5,12 @@ The module fixture starts munged, mariadbd, slurmdbd, slurmctld and slurmd with
 with .ci/slurm_down.sh. The test then runs a short chain of config/test.yaml with the Slurm
 profile: starting from the local run's datasets and one pretrained encoder (the session fixture
 ``tiny_run``, ``--cores 2``, copied with Snakemake's records), six jobs in two waves that
-cover every rule the profile gives a GPU: pretraining another encoder from scratch,
+cover every rule the test config gives a GPU: pretraining another encoder from scratch,
 fine-tuning, extraction, the Jacobian sensitivity and Euclidean convexity (of the fine-tuned
 model), and graph convexity on the extracted features. It checks that every job of the plan
-ran as its own, completed Slurm job with the profile's account, partition and per-rule
-resources, and that every table (metrics, training histories and tables) equals the local
-run's byte for byte: the same config gives the same tables in a second run, from scratch for
+ran as its own, completed Slurm job with the profile's account and partition and the config's
+per-rule resources, and that every table (metrics, training histories and tables) equals the
+local run's byte for byte: the same config gives the same tables in a second run, from scratch for
 the pretraining, under another executor. The whole tiny workflow on Slurm (66 jobs) is too
 long for CI: ``REPAUDIT_SLURM_TEST=full`` runs it, from scratch. Without root, Linux or a way
 to install Slurm it skips, naming the reason; ``REPAUDIT_SLURM_TEST=0`` skips it too.
@@ -37,6 +37,8 @@ import pytest
 import yaml
 from conftest import BIN, ROOT, TRACKED, copy_run, job_counts, snakemake, snakemake_env
 
+from repaudit.resources import DEFAULT_RESOURCES, rule_resources
+
 pytestmark = pytest.mark.workflow
 
 PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
@@ -52,7 +54,7 @@ SEED = [
     "results/models/resnet_sup_s0/pretrained.pt",
     "results/models/resnet_sup_s0/pretrain_history.tsv",
 ]
-# Every rule the Slurm profile gives a GPU, in two waves: pretraining (of another encoder,
+# Every rule the test config gives a GPU, in two waves: pretraining (of another encoder,
 # from scratch), fine-tuning, extraction and the Jacobians, then the Euclidean convexity of
 # the fine-tuned model and the graph convexity of the extracted features.
 CHAIN = [
@@ -68,7 +70,7 @@ CHAIN_JOBS = Counter(
 )  # fmt: skip
 # Threads of every job in both runs: the local run (tiny_run) runs every rule on its default
 # one thread, so cap the Slurm run the same way (floating-point results may depend on the
-# thread count); the profile's set-threads then reach sbatch as --cpus-per-task=1.
+# thread count); the config's cpus then reach sbatch as --cpus-per-task=1.
 MAX_THREADS = 1
 TABLE_DIRS = ("results/tables", "results/metrics", "results/stats", "results/models")
 # Options that change how or where jobs run: the local profile must leave them to the Slurm one.
@@ -104,22 +106,26 @@ def test_default_profile_cannot_change_slurm_jobs():
     assert not differing, differing
 
 
-def test_slurm_profile_names_existing_rules():
-    """A renamed rule would silently lose its GPU and memory: Snakemake ignores unknown names."""
-    profile = _profile()
-    named = set(profile["set-resources"]) | set(profile["set-threads"])
+def _wanted(root: Path, rule: str) -> dict[str, int]:
+    """``rule``'s first-attempt requests under config/test.yaml (its resources over defaults)."""
+    return rule_resources(yaml.safe_load((root / "config" / "test.yaml").read_text()), rule)
+
+
+def test_slurm_profile_leaves_resources_to_the_config():
+    """Every rule has default resources (a renamed rule would fail to parse), the GPU rules are
+    the five that run networks at scale, and the profile carries only cluster plumbing."""
     proc = snakemake(ROOT, "--list-rules", "--configfile", "config/test.yaml")
-    rules = set(proc.stdout.split())
-    assert named <= rules, sorted(named - rules)
-    gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
+    rules = set(proc.stdout.split()) - {"all"}
+    assert rules == set(DEFAULT_RESOURCES), sorted(rules ^ set(DEFAULT_RESOURCES))
+    gpu_rules = {r for r in rules if _wanted(ROOT, r)["gpu"]}
     assert gpu_rules == {
         "pretrain_encoder", "finetune_encoder", "extract_features",
         "compute_sensitivity", "compute_euclidean_convexity",
     }  # fmt: skip
+    profile = _profile()
     assert profile["executor"] == "slurm"
-    assert {"slurm_account", "slurm_partition", "mem_mb", "runtime"} <= set(
-        profile["default-resources"]
-    )
+    assert set(profile["default-resources"]) == {"slurm_account", "slurm_partition"}
+    assert not {"set-resources", "set-threads"} & profile.keys()
 
 
 # ---------------------------------------------------------------- the cluster
@@ -254,7 +260,6 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
         work = copy_run(tiny_run, tmp_path / "repo", SEED)
     else:
         work = _copy_workflow(tiny_run, tmp_path / "repo")
-    profile = _profile(work)
     env = {k: v for k, v in snakemake_env().items() if not k.startswith(("SLURM_", "SBATCH_"))}
     # the profile reads account and partition from Slurm's own variables
     env.update(SBATCH_ACCOUNT="ci", SBATCH_PARTITION="debug")
@@ -295,18 +300,14 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
     logs = {p.stem for p in (work / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert {r["JobIDRaw"] for r in rows} <= logs, "a Slurm job left no jobstep log"
 
-    # -- the profile's per-rule requests reached sbatch
-    threads = profile["set-threads"]
+    # -- the config's per-rule requests (first attempt) reached sbatch
     for row in rows:
         rule = _rule(row["Comment"])
-        wanted = profile["set-resources"].get(rule, {})
-        if "mem_mb" in wanted:
-            assert row["ReqMem"] == f"{wanted['mem_mb']}M", (rule, row)
-        if "runtime" in wanted:
-            assert _minutes(row["Timelimit"]) == wanted["runtime"], (rule, row)
-        if rule in threads:
-            assert int(row["ReqCPUS"]) == min(threads[rule], MAX_THREADS), (rule, row)
-        assert ("gres/gpu=1" in row["ReqTRES"]) == bool(wanted.get("gpu")), (rule, row)
+        wanted = _wanted(work, rule)
+        assert row["ReqMem"] == f"{wanted['mem_mb']}M", (rule, row)
+        assert _minutes(row["Timelimit"]) == wanted["runtime"], (rule, row)
+        assert int(row["ReqCPUS"]) == min(wanted["cpus"], MAX_THREADS), (rule, row)
+        assert ("gres/gpu=1" in row["ReqTRES"]) == bool(wanted["gpu"]), (rule, row)
 
     # -- the same tables as the local run, byte for byte
     def tables(root: Path) -> dict[str, bytes]:

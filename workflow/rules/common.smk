@@ -12,7 +12,7 @@ os.environ.update(
 # All rules run on one thread by default, and jobs side by side. At the embedded default's
 # scale, two 2-thread jobs on 2 cores (or one beside a 1-thread job) oversubscribe the cores,
 # and OpenMP barriers then made small solves (sklearn's lbfgs) 25x slower here. Give heavy
-# rules more with --set-threads (the Slurm profile does).
+# rules more through the config's `resources: {<rule>: {cpus: N}}` (the paper configs do).
 # Idle OpenMP threads sleep instead of spinning: with jobs sharing cores, spinning made
 # torch 4-10x slower here (measured on the Jacobian benchmark).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -85,6 +85,32 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     stage="pretrained|" + "|".join(f"finetuned_{d}" for d in FINETUNE),
     figure="[a-z_]+",
+
+
+# ---------------------------------------------------------------- resources
+# Every rule's requests come from the config's `resources` section (repaudit.resources holds
+# the defaults). They are rule resources and threads, never params: editing them reruns
+# nothing. The Slurm plugin turns them into sbatch --mem, -t, --gpus and --cpus-per-task.
+
+
+def job_resources(rule):
+    """``resources:`` of ``rule``: mem_mb and runtime x attempt on retries, gpu when > 0."""
+    from repaudit.resources import at_attempt, rule_resources
+
+    wanted = rule_resources(config, rule)
+    # Snakemake calls these with the job's attempt (1, then 2, ... on --retries)
+    grown = {
+        key: lambda wildcards, attempt, key=key: at_attempt(wanted[key], key, attempt)
+        for key in ("mem_mb", "runtime")
+    }
+    return {**grown, **({"gpu": wanted["gpu"]} if wanted["gpu"] else {})}
+
+
+def job_threads(rule):
+    """``threads:`` of ``rule``: its configured cpus (Snakemake caps them at --cores)."""
+    from repaudit.resources import rule_resources
+
+    return rule_resources(config, rule)["cpus"]
 
 
 # ---------------------------------------------------------------- sheets and parameters

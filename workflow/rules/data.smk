@@ -7,9 +7,9 @@ rule make_dataset:
         "benchmarks/data/{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("make_dataset")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources("make_dataset"),
     params:
         spec=get_dataset_spec,
         seed=config["seed"],

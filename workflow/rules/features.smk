@@ -12,10 +12,9 @@ rule extract_features:
         dataset=one_of(d for d in DATASETS if d not in EMBEDDINGS),
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("extract_features")
     resources:
-        mem_mb=8000,
-        runtime=60,
-        gpu=1,
+        **job_resources("extract_features"),
     params:
         model=get_model_row,
         features=section_params("features"),
@@ -40,9 +39,9 @@ rule import_embeddings:
         dataset=one_of(EMBEDDINGS),
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("import_embeddings")
     resources:
-        mem_mb=8000,
-        runtime=30,
+        **job_resources("import_embeddings"),
     params:
         spec=get_dataset_spec,
     script:

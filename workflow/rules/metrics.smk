@@ -11,9 +11,9 @@ rule compute_geometry:
         "benchmarks/metrics/geometry/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("compute_geometry")
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("compute_geometry"),
     params:
         model=get_model_row,
         geometry=section_params("geometry"),
@@ -33,9 +33,9 @@ rule uniformity_study:
         "benchmarks/metrics/uniformity_study.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("uniformity_study")
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("uniformity_study"),
     params:
         study=section_params("uniformity_study"),
         seed=config["seed"],
@@ -54,9 +54,9 @@ rule compute_graph_convexity:
         "benchmarks/metrics/convexity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("compute_graph_convexity")
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job_resources("compute_graph_convexity"),
     params:
         convexity=section_params("convexity"),
         seed=config["seed"],
@@ -77,10 +77,9 @@ rule compute_euclidean_convexity:
         "benchmarks/metrics/euclidean_convexity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("compute_euclidean_convexity")
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
+        **job_resources("compute_euclidean_convexity"),
     params:
         model=get_model_row,
         euclidean=section_params("euclidean_convexity"),
@@ -103,10 +102,9 @@ rule compute_sensitivity:
         "benchmarks/metrics/sensitivity/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("compute_sensitivity")
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
+        **job_resources("compute_sensitivity"),
     params:
         model=get_model_row,
         sensitivity=section_params("sensitivity"),
@@ -129,9 +127,9 @@ rule probe_binding:
         "benchmarks/metrics/binding/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("probe_binding")
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources("probe_binding"),
     params:
         binding=section_params("binding"),
         seed=config["seed"],
@@ -150,9 +148,9 @@ rule compare_relative:
         "benchmarks/metrics/relative/{dataset}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("compare_relative")
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job_resources("compare_relative"),
     params:
         models=section_models_on("relative"),
         relative=section_params("relative"),
@@ -172,9 +170,9 @@ rule stitch_encoders:
         "benchmarks/metrics/stitching/{dataset}/{stage}.tsv"
     conda:
         "../../envs/metrics.yaml"
+    threads: job_threads("stitch_encoders")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **job_resources("stitch_encoders"),
     params:
         models=section_models_on("stitching"),
         relative=section_params(
@@ -198,9 +196,9 @@ rule discover_concepts:
         "benchmarks/metrics/concepts/{dataset}/{model}/{stage}.tsv"
     conda:
         "../../envs/concepts.yaml"
+    threads: job_threads("discover_concepts")
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job_resources("discover_concepts"),
     params:
         concepts=section_params("concepts", drop=("cross_model_layers",)),
         seed=config["seed"],
@@ -219,9 +217,9 @@ rule align_concepts:
         "benchmarks/metrics/concept_alignment/{dataset}/{stage}.tsv"
     conda:
         "../../envs/concepts.yaml"
+    threads: job_threads("align_concepts")
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job_resources("align_concepts"),
     params:
         models=section_models_on("concepts"),
         concepts=section_params("concepts", keys=("cross_model_layers",)),

@@ -19,6 +19,9 @@ rule collect_metrics:
         "logs/tables/collect_metrics.log",
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("collect_metrics")
+    resources:
+        **job_resources("collect_metrics"),
     params:
         models=MODELS.to_dict(orient="records"),
     script:
@@ -36,6 +39,9 @@ rule list_skipped:
         "logs/tables/skipped.log",
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("list_skipped")
+    resources:
+        **job_resources("list_skipped"),
     params:
         rows=SKIPPED,
     script:
@@ -56,6 +62,9 @@ rule reliability:
         "logs/stats/reliability.log",
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("reliability")
+    resources:
+        **job_resources("reliability"),
     params:
         variables=canonical(CLAIM_VARS),
         min_icc=config["claims"]["min_icc"],
@@ -81,9 +90,9 @@ rule test_claims:
         "benchmarks/stats/test_claims.tsv"
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("test_claims")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources("test_claims"),
     params:
         variables=canonical(CLAIM_VARS),
         alpha=config["claims"]["alpha"],
@@ -108,6 +117,9 @@ rule probe_margins:
         "logs/stats/probe_margins_{dataset}.log",
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("probe_margins")
+    resources:
+        **job_resources("probe_margins"),
     params:
         models=probe_margin_models(),
         controls=RANDOM_CONTROLS,
@@ -132,9 +144,9 @@ rule plot_figure:
         "logs/figures/{figure}.log",
     conda:
         "../../envs/plots.yaml"
+    threads: job_threads("plot_figure")
     resources:
-        mem_mb=4000,
-        runtime=15,
+        **job_resources("plot_figure"),
     params:
         figure=figure_params,
     script:
@@ -157,6 +169,9 @@ rule replication:
         "logs/stats/replication.log",
     conda:
         "../../envs/stats.yaml"
+    threads: job_threads("replication")
+    resources:
+        **job_resources("replication"),
     params:
         variables=canonical(CLAIM_VARS),
         alpha=config["claims"]["alpha"],
@@ -178,5 +193,8 @@ rule plot_replication:
         "logs/stats/plot_replication.log",
     conda:
         "../../envs/plots.yaml"
+    threads: job_threads("plot_replication")
+    resources:
+        **job_resources("plot_replication"),
     script:
         "../scripts/plot_replication.py"

@@ -10,10 +10,9 @@ rule pretrain_encoder:
         "benchmarks/models/{model}/pretrain.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("pretrain_encoder")
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
+        **job_resources("pretrain_encoder"),
     params:
         model=get_model_row,
         train=section_params("pretrain", drop=("checkpoint_every",)),
@@ -38,10 +37,9 @@ rule finetune_encoder:
         "benchmarks/models/{model}/finetune_{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("finetune_encoder")
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=1,
+        **job_resources("finetune_encoder"),
     params:
         model=get_model_row,
         train=section_params("finetune", drop=("checkpoint_every",)),
@@ -66,9 +64,9 @@ rule linear_probe:
         "benchmarks/models/{model}/probe_{dataset}.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: job_threads("linear_probe")
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources("linear_probe"),
     params:
         probe=section_params("probe"),
         seed=train_seed,
