@@ -65,13 +65,16 @@ def _strings(values) -> np.ndarray:
 
 
 def write_dataset(path: str | os.PathLike, data: ImageDataset) -> None:
-    """Write an :class:`ImageDataset` to HDF5 (images gzip-compressed, chunked per 256 images)."""
+    """Write an :class:`ImageDataset` to HDF5 (images gzip-compressed, one image per chunk).
+
+    One image per chunk lets :class:`H5Images` read a shuffled training batch by decompressing
+    only its own images; a chunk of many images would be decompressed once per member drawn.
+    """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        n = len(data.images)
         f.create_dataset(
             "images",
-            data=data.images,
-            chunks=(min(max(n, 1), 256), *data.images.shape[1:]),
+            data=np.asarray(data.images),
+            chunks=(1, *data.images.shape[1:]),
             compression="gzip",
             compression_opts=4,
         )
@@ -89,15 +92,124 @@ def write_dataset(path: str | os.PathLike, data: ImageDataset) -> None:
             f.attrs[key] = _attr(value)
 
 
-def read_dataset(path: str | os.PathLike) -> ImageDataset:
-    """Read a dataset written by :func:`write_dataset`."""
-    with h5py.File(path, "r") as f:
+class H5Images:
+    """Read-only image array ``(N, H, W, 3)`` uint8 kept in an HDF5 file, read on indexing.
+
+    Indexing follows NumPy for the first axis (an int, a slice, an integer or boolean array, a
+    torch index tensor) and returns a NumPy array holding only the rows asked for, in the order
+    asked for: the file is read once per call over the sorted distinct rows, so a shuffled batch
+    costs its own images, not the whole array. :meth:`subset` is a view that reads nothing.
+    ``rows_read`` counts the image rows read from the file (for memory checks). Converting the
+    whole object with ``np.asarray`` reads everything, on purpose only.
+    """
+
+    def __init__(self, dset: h5py.Dataset, rows: np.ndarray | None = None) -> None:
+        if dset.ndim != 4:
+            raise ValueError(f"{dset.name}: expected (N, H, W, 3) images, got {dset.shape}")
+        self._dset = dset
+        self._file = dset.file  # keeps the file open while a view exists
+        self._rows = rows  # None: all rows in file order
+        self._counter = [0]  # shared by views of one file
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n = self._dset.shape[0] if self._rows is None else len(self._rows)
+        return (n, *self._dset.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dset.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    @property
+    def rows_read(self) -> int:
+        return self._counter[0]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"H5Images({self._file.filename!r}, shape={self.shape})"
+
+    def _file_rows(self, key) -> np.ndarray:
+        """File rows of a first-axis key, in the key's order."""
+        if isinstance(key, tuple):
+            raise IndexError("H5Images indexes images (the first axis) only")
+        if hasattr(key, "numpy"):  # a torch tensor
+            key = key.cpu().numpy()
+        n = len(self)
+        if isinstance(key, slice):
+            local = np.arange(n)[key]
+        else:
+            key = np.asarray(key)
+            if key.dtype == bool:
+                if key.shape != (n,):
+                    raise IndexError(f"boolean index of shape {key.shape} for {n} images")
+                local = np.flatnonzero(key)
+            elif np.issubdtype(key.dtype, np.integer):
+                local = key.astype(np.int64)
+                if local.size and (local.max() >= n or local.min() < -n):
+                    raise IndexError(f"index out of range for {n} images")
+                local = np.where(local < 0, local + n, local)
+            else:
+                raise IndexError(f"cannot index images with {key.dtype} values")
+        return local if self._rows is None else self._rows[local]
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        if rows.size == 0:
+            return np.empty((*rows.shape, *self._dset.shape[1:]), dtype=self.dtype)
+        flat = rows.reshape(-1)
+        unique, inverse = np.unique(flat, return_inverse=True)
+        if unique[-1] - unique[0] + 1 == unique.size:  # contiguous: one hyperslab
+            block = self._dset[int(unique[0]) : int(unique[-1]) + 1]
+        else:
+            block = self._dset[unique]  # h5py wants increasing, distinct rows
+        self._counter[0] += unique.size
+        if unique.size == flat.size and np.array_equal(unique, flat):
+            return block.reshape(*rows.shape, *block.shape[1:])
+        return block[inverse].reshape(*rows.shape, *block.shape[1:])
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, int | np.integer):
+            return self._read(self._file_rows(np.asarray([key])))[0]
+        return self._read(self._file_rows(key))
+
+    def subset(self, key) -> H5Images:
+        """A view on some rows (same indexing as ``__getitem__``); reads nothing."""
+        view = H5Images(self._dset, self._file_rows(key))
+        view._counter = self._counter
+        return view
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """Consecutive batches of at most ``batch_size`` images, in order."""
+        for start in range(0, len(self), batch_size):
+            yield self[start : start + batch_size]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_dataset(path: str | os.PathLike, *, lazy: bool = False) -> ImageDataset:
+    """Read a dataset written by :func:`write_dataset`.
+
+    With ``lazy`` the images stay in the file (:class:`H5Images`, read batch by batch, the file
+    open while they are referenced); labels, ids, split and extras are read into memory.
+    """
+    f = h5py.File(path, "r")
+    try:
         extras = {}
         for key, dset in f.get("extras", {}).items():
             value = dset[()]
             extras[key] = _strings(value) if dset.dtype.kind == "O" else value
-        return ImageDataset(
-            images=f["images"][()],
+        data = ImageDataset(
+            images=H5Images(f["images"]) if lazy else f["images"][()],
             labels=f["labels"][()].astype(np.int64),
             split=_strings(f["split"][()]),
             ids=_strings(f["ids"][()]),
@@ -105,6 +217,12 @@ def read_dataset(path: str | os.PathLike) -> ImageDataset:
             attrs=_read_attrs(f.attrs),
             extras=extras,
         )
+    except BaseException:
+        f.close()
+        raise
+    if not lazy:
+        f.close()
+    return data
 
 
 # --------------------------------------------------------------------------- features

@@ -16,7 +16,7 @@ if snakemake.input.data:
     encoder, _ = load_encoder(
         model_spec(snakemake), snakemake.input.weights or None, pooling=params.pooling, seed=seed
     )
-    images = read_dataset(snakemake.input.data).images
+    images = read_dataset(snakemake.input.data, lazy=True).images
 table = geometry_alignment_table(
     fs.features,
     fs.labels,

@@ -11,7 +11,7 @@ log = start(snakemake)
 p, wc, seed = dict(snakemake.params.sensitivity), snakemake.wildcards, snakemake.params.seed
 device = resolve_device(snakemake.params.device)
 log.info("runtime %s", runtime(device))
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, lazy=True)
 encoder, _ = load_encoder(
     model_spec(snakemake),
     snakemake.input.weights or None,

@@ -7,7 +7,7 @@ from repaudit.models.factory import load_encoder
 
 log = start(snakemake)
 spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, lazy=True)
 device = resolve_device(params.device)
 log.info("runtime %s", runtime(device, params.precision))
 encoder, _ = load_encoder(

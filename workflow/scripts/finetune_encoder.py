@@ -6,7 +6,7 @@ from repaudit.models.zoo import finetune_stage
 
 log = start(snakemake)
 spec, params, wc = model_spec(snakemake), snakemake.params, snakemake.wildcards
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, lazy=True)
 device = resolve_device(params.device)
 log.info("runtime %s", runtime(device, params.precision))
 resume, train = resume_settings(snakemake, "finetune")

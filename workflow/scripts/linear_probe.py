@@ -9,7 +9,7 @@ wc, params = snakemake.wildcards, snakemake.params
 device = resolve_device(params.device)
 log.info("runtime %s", {**runtime(device), "precision": "float64"})
 fs = read_features(snakemake.input.features, layers=["final"])
-class_names = read_dataset(snakemake.input.data).class_names
+class_names = read_dataset(snakemake.input.data, lazy=True).class_names
 payload, table, predictions = probe_stage(
     fs.features,
     fs.labels,

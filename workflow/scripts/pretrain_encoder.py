@@ -6,7 +6,7 @@ from repaudit.models.zoo import pretrain_zoo
 
 log = start(snakemake)
 spec, params = model_spec(snakemake), snakemake.params
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, lazy=True)
 device = resolve_device(params.device)
 log.info("runtime %s", runtime(device, params.precision))
 log.info(

@@ -7,7 +7,7 @@ from repaudit.tables import with_keys
 
 log = start(snakemake)
 p, wc = dict(snakemake.params.binding), snakemake.wildcards
-data = read_dataset(snakemake.input.data)
+data = read_dataset(snakemake.input.data, lazy=True)
 fs = read_features(snakemake.input.features, layers=p["layers"])
 if list(fs.ids) != list(data.ids):
     raise ValueError("features and dataset rows differ; re-run extract_features")

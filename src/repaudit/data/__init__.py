@@ -50,3 +50,10 @@ class ImageDataset:
             raise ValueError(f"split values must be 'train' or 'test', got {sorted(bad)}")
         if len(set(self.ids.tolist())) != n:
             raise ValueError("ids must be unique")
+
+
+def take_rows(images, index):
+    """``images[index]`` without reading: an in-memory array is indexed, an array kept in a file
+    (:class:`repaudit.io.H5Images`) returns a view (``subset``) that reads when indexed."""
+    subset = getattr(images, "subset", None)
+    return subset(index) if subset is not None else images[index]

@@ -594,8 +594,37 @@ def interpolation_weights(n_points: int = 10) -> np.ndarray:
     return np.arange(1, n_points + 1, dtype=np.float64) / (n_points + 1)
 
 
+def _hidden_rows(hidden) -> tuple[Callable[[np.ndarray], torch.Tensor], int | None]:
+    """``(rows -> hidden states of those samples, n_samples or None)`` for a tensor or callable."""
+    if isinstance(hidden, torch.Tensor):
+        if hidden.ndim < 2 or hidden.shape[0] < 2:
+            raise ValueError(f"hidden needs shape (n_samples >= 2, ...), got {tuple(hidden.shape)}")
+        if not torch.is_floating_point(hidden):
+            raise ValueError(f"hidden must be floating point, got {hidden.dtype}")
+        if not torch.isfinite(hidden).all():
+            raise ValueError("hidden contains NaN or Inf; fix these samples first")
+        return (lambda rows: hidden[torch.as_tensor(rows, device=hidden.device)]), hidden.shape[0]
+    if callable(hidden):
+        return hidden, None
+    raise ValueError(
+        f"hidden must be a torch.Tensor (n_samples, ...) or a callable rows -> states, "
+        f"got {type(hidden)}"
+    )
+
+
+def _check_states(h, n_rows: int) -> torch.Tensor:
+    if not isinstance(h, torch.Tensor) or h.ndim < 2 or h.shape[0] != n_rows:
+        shape = tuple(h.shape) if isinstance(h, torch.Tensor) else type(h).__name__
+        raise ValueError(f"hidden(rows) must return a ({n_rows}, ...) tensor, got {shape}")
+    if not torch.is_floating_point(h):
+        raise ValueError(f"hidden states must be floating point, got {h.dtype}")
+    if not torch.isfinite(h).all():
+        raise ValueError("hidden states contain NaN or Inf; fix these samples first")
+    return h
+
+
 def euclidean_convexity(
-    hidden: torch.Tensor,
+    hidden: torch.Tensor | Callable[[np.ndarray], torch.Tensor],
     y,
     predict: Callable[[torch.Tensor], np.ndarray | torch.Tensor],
     n_points: int = 10,
@@ -614,10 +643,16 @@ def euclidean_convexity(
     share of the ``z_k`` predicted as ``c``; class score = 100 · mean; layer score = unweighted
     mean over classes; SEM = std(pair scores, ddof=1) / sqrt(|C_c|) (NaN with one pair).
 
+    Pairs are processed batch by batch (``batch_size // n_points`` pairs at a time) and only the
+    hidden states of one batch's endpoints are needed at a time: passing ``hidden`` as a
+    callable that computes them on demand keeps memory independent of ``n_samples``.
+
     Parameters
     ----------
-    hidden : torch.Tensor, shape (n_samples, ...)
-        Full representation at one layer (e.g. the whole token sequence), not a pooled vector.
+    hidden : torch.Tensor, shape (n_samples, ...), or callable
+        Full representation at one layer (e.g. the whole token sequence), not a pooled vector;
+        or ``hidden(rows) -> Tensor (len(rows), ...)`` returning the representations of the
+        sample rows ``rows`` (sorted, distinct) on demand.
     y : array-like of int, shape (n_samples,)
         Ground-truth labels in the label space of ``predict``.
     predict : callable
@@ -637,19 +672,13 @@ def euclidean_convexity(
     ConvexityResult
         ``connected_fraction`` is empty and ``connected_overall`` NaN.
     """
-    if not isinstance(hidden, torch.Tensor):
-        raise ValueError(f"hidden must be a torch.Tensor (n_samples, ...), got {type(hidden)}")
-    if hidden.ndim < 2 or hidden.shape[0] < 2:
-        raise ValueError(f"hidden needs shape (n_samples >= 2, ...), got {tuple(hidden.shape)}")
-    if not torch.is_floating_point(hidden):
-        raise ValueError(f"hidden must be floating point, got {hidden.dtype}")
-    if not torch.isfinite(hidden).all():
-        raise ValueError("hidden contains NaN or Inf; fix these samples first")
-    y = _check_labels(y, hidden.shape[0])
+    states, n = _hidden_rows(hidden)
+    y = _check_labels(y, n)
+    if y.shape[0] < 2:
+        raise ValueError(f"Euclidean convexity needs >= 2 samples, got {y.shape[0]}")
     n_points = _check_positive_int("n_points", n_points)
     batch_size = _check_positive_int("batch_size", batch_size)
-    lam = torch.as_tensor(interpolation_weights(n_points), dtype=hidden.dtype, device=hidden.device)
-    lam = lam.reshape((1, n_points) + (1,) * (hidden.ndim - 1))
+    weights = interpolation_weights(n_points)
     pairs_per_batch = max(1, batch_size // n_points)
     pairs = sample_pairs(y, max_pairs, ordered=False, seed=seed)
     scores = {}
@@ -657,11 +686,16 @@ def euclidean_convexity(
         for c, (a, b) in pairs.items():
             hits = np.empty(a.size, dtype=np.float64)
             for s in range(0, a.size, pairs_per_batch):
-                ia = torch.as_tensor(a[s : s + pairs_per_batch], device=hidden.device)
-                ib = torch.as_tensor(b[s : s + pairs_per_batch], device=hidden.device)
-                xa, xb = hidden[ia].unsqueeze(1), hidden[ib].unsqueeze(1)
+                ia, ib = a[s : s + pairs_per_batch], b[s : s + pairs_per_batch]
+                rows, where = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+                h = _check_states(states(rows), rows.size)
+                where = torch.as_tensor(where, device=h.device)
+                xa = h[where[: ia.size]].unsqueeze(1)
+                xb = h[where[ia.size :]].unsqueeze(1)
+                lam = torch.as_tensor(weights, dtype=h.dtype, device=h.device)
+                lam = lam.reshape((1, n_points) + (1,) * (h.ndim - 1))
                 z = lam * xa + (1 - lam) * xb  # (P, n_points, ...)
-                pred = predict(z.reshape((-1, *hidden.shape[1:])))
+                pred = predict(z.reshape((-1, *h.shape[1:])))
                 pred = pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else pred
                 pred = np.asarray(pred).reshape(-1)
                 if pred.size != z.shape[0] * n_points:
@@ -669,7 +703,7 @@ def euclidean_convexity(
                         f"predict returned {pred.size} labels for {z.shape[0] * n_points} points; "
                         "it must return one label per point"
                     )
-                hits[s : s + ia.numel()] = (pred.reshape(-1, n_points) == c).mean(1)
+                hits[s : s + ia.size] = (pred.reshape(-1, n_points) == c).mean(1)
             scores[c] = hits
     sizes = {c: int((y == c).sum()) for c in pairs}
     return _summarise(scores, sizes, None)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from repaudit.data import take_rows
 from repaudit.metrics.convexity import euclidean_convexity, euclidean_convexity_rows
 from repaudit.metrics.geometry import geometry_table
 from repaudit.models.device import precision_scope
@@ -38,7 +39,8 @@ def euclidean_convexity_table(
 
     Hidden states are the full token sequences (ViT) or feature maps (CNN) at layer l; each
     interpolant goes through blocks l+1.., the final norm, pooling and the classifier head
-    (the fine-tuned head, or the linear probe for the pretrained stage).
+    (the fine-tuned head, or the linear probe for the pretrained stage). ``images`` may be kept
+    in a file (:class:`repaudit.io.H5Images`): only each pair batch's endpoint images are read.
     """
     encoder = classifier.encoder
     names = [str(i) for i in range(encoder.n_layers)] if layers == "all" else list(layers)
@@ -49,25 +51,21 @@ def euclidean_convexity_table(
     classifier = classifier.to(device).eval()
     frames = []
     with torch.inference_mode(), precision_scope(device):
-        x = to_tensor(images, device)
-        hidden = [
-            torch.cat(parts)
-            for parts in zip(
-                *(
-                    encoder.hidden_states(x[i : i + batch_size])
-                    for i in range(0, len(x), batch_size)
-                ),
-                strict=True,
-            )
-        ]
+        # Layer by layer and pair batch by pair batch: the hidden states of one batch's endpoints
+        # are computed when needed (the encoder's prefix is rerun per batch, about a fifth more
+        # work at 10 interpolants), so memory does not grow with the number of images.
         for name in names:
             layer = int(name)
+
+            def states(rows, layer=layer):
+                x = to_tensor(images[rows], device)
+                return encoder.hidden_states(x, upto=layer)[layer]
 
             def predict(points, layer=layer):
                 return classifier.logits_from(layer, points.to(device)).argmax(1).cpu()
 
             result = euclidean_convexity(
-                hidden[layer].cpu(), labels, predict, n_points=n_points, max_pairs=max_pairs,
+                states, labels, predict, n_points=n_points, max_pairs=max_pairs,
                 seed=seed, batch_size=batch_size,
             )  # fmt: skip
             frames.append(
@@ -144,7 +142,7 @@ def euclidean_convexity_on_split(
     idx = select_samples(labels, split, params["split"], params["max_samples"], seed)
     return euclidean_convexity_table(
         classifier,
-        images[idx],
+        take_rows(images, idx),
         labels[idx],
         layers=params["layers"],
         n_points=params["n_points"],
@@ -181,5 +179,5 @@ def geometry_alignment_table(
         geometry = geometry_table(subset(features, idx), seed=seed, device=device, **p)
     if encoder is None:
         return geometry
-    aligned = alignment_table(encoder, images[idx], seed=seed, device=device)
+    aligned = alignment_table(encoder, take_rows(images, idx), seed=seed, device=device)
     return pd.concat([geometry, aligned], ignore_index=True)

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from repaudit.data import take_rows
 from repaudit.io import save_checkpoint
 from repaudit.metrics._common import as_features, same_width
 from repaudit.models.augment import FINETUNE_AUGMENT, AugmentConfig, pretrain_recipe
@@ -80,7 +81,9 @@ log = logging.getLogger(__name__)
 
 
 def _check_images(images: np.ndarray, name: str = "images", min_n: int = 2) -> None:
-    if not isinstance(images, np.ndarray) or images.ndim != 4 or images.shape[-1] != 3:
+    """An in-memory array, or an array kept in a file (:class:`repaudit.io.H5Images`)."""
+    array_like = isinstance(images, np.ndarray) or hasattr(images, "subset")
+    if not array_like or images.ndim != 4 or images.shape[-1] != 3:
         shape = getattr(images, "shape", type(images).__name__)
         raise ValueError(f"{name} must be a uint8 array of shape (N, H, W, 3), got {shape}")
     if images.dtype != np.uint8:
@@ -127,6 +130,11 @@ def _check_common(epochs: int, batch_size: int, lr: float, weight_decay: float, 
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
     if lr_schedule not in _LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {lr_schedule!r}")
+
+
+def _batch(images, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of the uint8 images, read only now when they are kept in a file."""
+    return torch.from_numpy(np.ascontiguousarray(images[idx.numpy()]))
 
 
 def _to_float(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -210,11 +218,11 @@ def _forward_batched(
     was_training = module.training
     module.eval()
     try:
-        data = torch.from_numpy(np.ascontiguousarray(images))
         outs = []
         with precision_scope(device, precision):
-            for i in range(0, data.shape[0], batch_size):
-                x = _to_float(data[i : i + batch_size], device)
+            for i in range(0, images.shape[0], batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size]))
+                x = _to_float(batch, device)
                 with autocast(device, precision):
                     outs.append(module(x).float().cpu())
     finally:
@@ -258,6 +266,10 @@ def _fingerprint(**parts) -> str:
         if isinstance(value, np.ndarray):
             digest.update(f"{value.dtype}{value.shape}".encode())
             digest.update(np.ascontiguousarray(value).tobytes())
+        elif hasattr(value, "batches"):  # images kept in a file: the same bytes, batch by batch
+            digest.update(f"{value.dtype}{value.shape}".encode())
+            for block in value.batches(1024):
+                digest.update(np.ascontiguousarray(block).tobytes())
         elif isinstance(value, nn.Module):
             digest.update(state_dict_sha256(value).encode())
         else:
@@ -490,7 +502,6 @@ def pretrain(
     steps_per_epoch = n // batch_size
     total_steps = epochs * steps_per_epoch
     warmup_steps = int(warmup_fraction * total_steps)
-    data = torch.from_numpy(np.ascontiguousarray(images))
     targets = torch.from_numpy(labels) if labels is not None else None
     rows: list[dict[str, float]] = []
     if augment_cfg is None:
@@ -541,7 +552,7 @@ def pretrain(
             order = torch.randperm(n, generator=gen)
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                x = _to_float(data[idx], dev)
+                x = _to_float(_batch(images, idx), dev)
                 y = targets[idx].to(dev) if targets is not None else None
                 with torch.no_grad():
                     views = [augment_batch(x, gen, augment_cfg) for _ in range(head.n_views)]
@@ -749,8 +760,8 @@ def finetune(
         val_mask = _stratified_holdout(labels, val_fraction, seed)
     else:
         val_mask = np.zeros(labels.shape[0], dtype=bool)
-    tr_images, tr_labels = images[~val_mask], labels[~val_mask]
-    va_images, va_labels = images[val_mask], labels[val_mask]
+    tr_images, tr_labels = take_rows(images, ~val_mask), labels[~val_mask]
+    va_images, va_labels = take_rows(images, val_mask), labels[val_mask]
     has_val = va_labels.size > 0
     n = tr_labels.size
     if n < 2:
@@ -758,7 +769,6 @@ def finetune(
     batch_size = min(batch_size, n)
     steps_per_epoch = n // batch_size
     total_steps = epochs * steps_per_epoch
-    data = torch.from_numpy(np.ascontiguousarray(tr_images))
     targets = torch.from_numpy(tr_labels)
     fingerprint = ""
     if resume_path is not None:
@@ -805,7 +815,7 @@ def finetune(
             correct = torch.zeros((), dtype=torch.int64, device=dev)
             for b in range(steps_per_epoch):
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                x = _to_float(data[idx], dev)
+                x = _to_float(_batch(tr_images, idx), dev)
                 y = targets[idx].to(dev)
                 if cfg is not None:
                     with torch.no_grad():

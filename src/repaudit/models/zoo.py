@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from repaudit.data import ImageDataset
+from repaudit.data import ImageDataset, take_rows
 from repaudit.io import library_versions
 from repaudit.models import training
 from repaudit.models.augment import pretrain_recipe
@@ -98,7 +98,7 @@ def pretrain_zoo(
     overrides = params.pop("augment", None) or {}
     recipe = pretrain_recipe(canonical_objective(spec.objective), **overrides)
     encoder, history = training.pretrain(
-        encoder, data.images[train], data.labels[train], spec.objective,
+        encoder, take_rows(data.images, train), data.labels[train], spec.objective,
         num_classes=len(data.class_names), seed=seed, device=device, augment_cfg=recipe,
         precision=precision, resume_path=resume_path, **params,
     )  # fmt: skip
@@ -129,12 +129,12 @@ def finetune_stage(
     encoder, _ = load_encoder(spec, weights, seed=seed)
     train, test = data.split == "train", data.split == "test"
     model, history = training.finetune(
-        encoder, data.images[train], data.labels[train], len(data.class_names),
+        encoder, take_rows(data.images, train), data.labels[train], len(data.class_names),
         seed=seed, device=device, precision=precision, resume_path=resume_path, **params,
     )  # fmt: skip
     # evaluated where it was trained (it was moved to the CPU first, so a GPU run tested on CPU)
     accuracy, recall, _ = training.evaluate_classifier(
-        model, data.images[test], data.labels[test], device=device, precision=precision
+        model, take_rows(data.images, test), data.labels[test], device=device, precision=precision
     )
     model = model.cpu().eval()
     table = classification_table("finetune", accuracy, recall, data.class_names)
