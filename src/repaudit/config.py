@@ -407,10 +407,11 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
             f"config error: {where}: illegal model_id; use lower-case letters, digits and '_' "
             "(ids become file names; put the timm name in 'architecture')"
         )
-    try:
-        check_architecture(row["architecture"])
-    except ValueError as err:
-        raise ConfigError(f"config error: {where}: {err}") from None
+    if row["weights"] != "hf":  # an hf row names a Hugging Face model, checked below
+        try:
+            check_architecture(row["architecture"])
+        except ValueError as err:
+            raise ConfigError(f"config error: {where}: {err}") from None
     try:
         kwargs = json.loads(row["kwargs"]) if row["kwargs"].strip() else {}
     except json.JSONDecodeError:
@@ -420,6 +421,8 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
             f"config error: {where}: kwargs {row['kwargs']!r} is not a JSON object; "
             'write e.g. {"img_size": 32}'
         )
+    if row["weights"] == "hf":
+        _check_hf_row(row, kwargs, where)
     if row["weights"] == "hub" and not row["tag"]:
         raise ConfigError(
             f"config error: {where}: weights 'hub' needs a pinned 'tag' (e.g. augreg_in1k)"
@@ -433,6 +436,36 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
         raise ConfigError(
             f"config error: {where}: zoo models need an objective in "
             f"{list(OBJECTIVES + tuple(OBJECTIVE_ALIASES))}, got {row['objective']!r}"
+        )
+
+
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _check_hf_row(row: pd.Series, kwargs: dict, where: str) -> None:
+    """An ``hf`` row names a Hugging Face id with a pinned revision, or a local model folder."""
+    if kwargs.get("global_pool", "auto") not in ("auto", "token", "avg"):
+        raise ConfigError(
+            f"config error: {where}: kwargs global_pool must be auto, token or avg, "
+            f"got {kwargs['global_pool']!r}"
+        )
+    name = row["architecture"]
+    if Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise ConfigError(
+                f"config error: {where}: hf model folder {name!r} has no config.json "
+                "(write it with save_pretrained)"
+            )
+        return
+    if not HF_ID.match(name):
+        raise ConfigError(
+            f"config error: {where}: hf architecture {name!r} is neither a Hugging Face id "
+            "('org/name') nor an existing model folder"
+        )
+    if not row["tag"]:
+        raise ConfigError(
+            f"config error: {where}: weights 'hf' needs the pinned revision (a commit hash) "
+            "in 'tag'"
         )
 
 

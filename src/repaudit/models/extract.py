@@ -70,10 +70,12 @@ def feature_provenance(
 ) -> dict:
     """What produced a feature file: model, weights hash, stage, dataset, seed, versions,
     the hash of the config sections that shape the features, the preprocessing, and where and
-    in what precision it ran (``device``, ``device_name``, ``precision``)."""
+    in what precision it ran (``device``, ``device_name``, ``precision``). Hugging Face
+    (``hf``) encoders record ``id@revision`` as the tag and their image processor's settings."""
+    hf = spec.weights == "hf"
     return {
         "model_id": spec.model_id,
-        "model_tag": spec.timm_name,
+        "model_tag": encoder.backbone.source if hf else spec.timm_name,
         "weights": spec.weights,
         "weights_sha256": state_dict_sha256(encoder.backbone),
         "stage": stage,
@@ -86,7 +88,9 @@ def feature_provenance(
             "input_size": encoder.input_size,
             "mean": encoder.mean.flatten().tolist(),
             "std": encoder.std.flatten().tolist(),
-            "timm_data_config": data_config(encoder.backbone),
+            ("hf_preprocessing" if hf else "timm_data_config"): data_config(encoder.backbone),
+            "global_pool": str(getattr(encoder.backbone, "global_pool", "")),
+            "pooling": encoder.pooling,
         },
         **runtime(device, precision),
     }

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHTS = ("zoo", "random", "hub", "checkpoint")
+WEIGHTS = ("zoo", "random", "hub", "checkpoint", "hf")
 
 
 @dataclass(frozen=True)
@@ -89,13 +89,21 @@ def create_backbone(
 
     ``hub`` downloads (or reads the hub cache for) the pinned tag; ``random`` and ``zoo``
     initialise from ``seed``; a ``state_dict`` (zoo or checkpoint weights) is then loaded
-    strictly, except for classifier keys, which an embedding model does not have.
+    strictly, except for classifier keys, which an embedding model does not have. ``hf`` rows
+    load a transformers model (:mod:`repaudit.models.hf`) instead of a timm one.
     """
     import timm
 
-    check_architecture(spec.architecture)
     if spec.weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}, got {spec.weights!r}")
+    if spec.weights == "hf":
+        from repaudit.models.hf import create_hf_backbone
+
+        model = create_hf_backbone(spec, seed=seed)
+        if state_dict is not None:  # this pipeline's fine-tuned copy: the same keys, strictly
+            model.load_state_dict(dict(state_dict))
+        return model.eval()
+    check_architecture(spec.architecture)
     kwargs = dict(spec.kwargs)
     cifar_stem = kwargs.pop("cifar_stem", False)
     if not isinstance(cifar_stem, bool):
@@ -184,6 +192,8 @@ class Trunk:
 def make_trunk(backbone: nn.Module) -> Trunk:
     """Split a timm ViT, ResNet or ConvNeXt-style model into embedding/stem, blocks, tail."""
     name = type(backbone).__name__
+    if hasattr(backbone, "make_trunk"):  # repaudit.models.hf.HFBackbone splits itself
+        return backbone.make_trunk()
     if hasattr(backbone, "blocks") and hasattr(backbone, "patch_embed"):  # VisionTransformer
 
         def embed(x):
@@ -330,7 +340,10 @@ class Classifier(nn.Module):
 
 
 def data_config(backbone: nn.Module) -> dict:
-    """The model's own timm preprocessing config (recorded beside our resize-only pipeline)."""
+    """The model's own timm preprocessing config (recorded beside our resize-only pipeline);
+    for a Hugging Face model, its image processor's settings."""
+    if hasattr(backbone, "data_config"):  # repaudit.models.hf.HFBackbone
+        return backbone.data_config()
     import timm.data
 
     cfg = timm.data.resolve_model_data_config(backbone)
@@ -344,10 +357,15 @@ def build_encoder(
     pooling: str = "auto",
     seed: int = 0,
 ) -> Encoder:
-    """Backbone + preprocessing (mean/std from the timm data config, resize to ``input_size``)."""
+    """Backbone + preprocessing (mean/std from the timm data config or the Hugging Face image
+    processor, resize to ``input_size``)."""
     backbone = create_backbone(spec, state_dict=state_dict, seed=seed)
-    cfg = data_config(backbone)
-    return Encoder(backbone, spec.input_size, cfg["mean"], cfg["std"], pooling=pooling).eval()
+    if hasattr(backbone, "normalisation"):  # repaudit.models.hf.HFBackbone
+        mean, std = backbone.normalisation()
+    else:
+        cfg = data_config(backbone)
+        mean, std = cfg["mean"], cfg["std"]
+    return Encoder(backbone, spec.input_size, mean, std, pooling=pooling).eval()
 
 
 def build_classifier(encoder: Encoder, head_state: Mapping) -> Classifier:
@@ -372,6 +390,8 @@ def load_encoder(
         raise ValueError(f"{spec.model_id}: zoo models need the pipeline's pretrained.pt")
     path = weights or (spec.checkpoint if spec.weights == "checkpoint" else None)
     payload = load_checkpoint(path) if path else {}
-    base = spec if weights is None else ModelSpec(**{**spec.as_dict(), "weights": "random"})
+    # pipeline weights replace a seeded init; an hf row rebuilds its own architecture first
+    keep = weights is None or spec.weights == "hf"
+    base = spec if keep else ModelSpec(**{**spec.as_dict(), "weights": "random"})
     encoder = build_encoder(base, state_dict=payload.get("state_dict"), pooling=pooling, seed=seed)
     return encoder, payload.get("head")
