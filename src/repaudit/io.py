@@ -163,10 +163,12 @@ class H5Images:
             return np.empty((*rows.shape, *self._dset.shape[1:]), dtype=self.dtype)
         flat = rows.reshape(-1)
         unique, inverse = np.unique(flat, return_inverse=True)
-        if unique[-1] - unique[0] + 1 == unique.size:  # contiguous: one hyperslab
-            block = self._dset[int(unique[0]) : int(unique[-1]) + 1]
-        else:
-            block = self._dset[unique]  # h5py wants increasing, distinct rows
+        # One slice read per run of consecutive rows: h5py's point (fancy) selection costs
+        # ~20x more per image than a loop of slices (measured for 256 of 20k 32x32 images).
+        block = np.empty((unique.size, *self._dset.shape[1:]), dtype=self.dtype)
+        cuts = np.flatnonzero(np.diff(unique) != 1) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, unique.size], strict=True):
+            block[lo:hi] = self._dset[int(unique[lo]) : int(unique[hi - 1]) + 1]
         self._counter[0] += unique.size
         if unique.size == flat.size and np.array_equal(unique, flat):
             return block.reshape(*rows.shape, *block.shape[1:])
