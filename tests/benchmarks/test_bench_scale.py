@@ -185,3 +185,130 @@ def test_metric_at_scale(benchmark, timed, request, metric, n):
         benchmark.extra_info["budget"] = f"<= {budget_s} s, <= {budget_mb} MB peak RSS"
         assert peak / MB <= budget_mb
         assert seconds <= budget_s
+
+
+# ------------------------------------------------------------ bounded memory (issue 18, scope 4)
+#
+# Euclidean convexity and dataset loading at N = 1k, 10k, 50k: images in an HDF5 file read in
+# index batches (repaudit.io.H5Images), a tiny CNN. The metric samples at most ``max_pairs``
+# pairs per class, so N enters through storage only: peak memory must not grow with N. Before
+# streaming, every image's hidden states were held at once (N x the per-image size below).
+
+MEMORY_SIZES = [1_000, 10_000, 50_000]
+
+
+def _image_file(path, n: int, size: int, n_classes: int = 10) -> None:
+    from repaudit.data import ImageDataset
+    from repaudit.io import write_dataset
+
+    rng = np.random.default_rng(SEED)
+    write_dataset(
+        path,
+        ImageDataset(
+            images=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+            labels=np.arange(n) % n_classes,
+            split=np.full(n, "test"),
+            ids=np.char.add("i", np.arange(n).astype(str)),
+            class_names=[str(c) for c in range(n_classes)],
+        ),
+    )
+
+
+def _traced(fn):
+    """(result, peak tracemalloc bytes: NumPy/h5py host buffers, not torch's allocator)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_euclidean_convexity_memory_constant_in_n(benchmark, timed, request, tmp_path):
+    """Peak RSS and tracemalloc of streamed Euclidean convexity at N = 1k, 10k, 50k (2 layers,
+    10 classes x 20 pairs, 4 interpolants): the spread over N stays within 40 MB, while the
+    hidden states the old implementation kept would grow by ~N x their per-image size."""
+    from torch import nn
+
+    from repaudit.io import read_dataset
+    from repaudit.models.analyses import euclidean_convexity_table
+    from repaudit.models.extract import to_tensor
+    from repaudit.models.factory import Classifier, ModelSpec, build_encoder
+
+    sizes = MEMORY_SIZES if request.config.getoption("benchmark_enable") else [1_000, 2_000]
+    encoder = build_encoder(ModelSpec("m", "test_resnet", "random", input_size=16), seed=SEED)
+    torch.manual_seed(SEED)
+    classifier = Classifier(encoder, nn.Linear(encoder.num_features, 10)).eval()
+    kw = dict(layers=["0", "1"], n_points=4, max_pairs=20, batch_size=64, seed=SEED)
+    with torch.inference_mode():
+        per_image = sum(
+            h[0].numel() * 4 for h in encoder.hidden_states(to_tensor(np.zeros((1, 16, 16, 3))))
+        )
+    peaks, traced, scores, files = {}, {}, {}, {}
+    for n in sizes:
+        files[n] = tmp_path / f"d{n}.h5"
+        _image_file(files[n], n, 16)
+
+    def run_all():
+        for n in [sizes[0], *sizes]:  # the first run warms torch's allocator up; not recorded
+            data = read_dataset(files[n], lazy=True)
+            (table, tm), rss = _peak_rss(
+                lambda data=data: _traced(
+                    lambda: euclidean_convexity_table(
+                        classifier, data.images, data.labels, device=DEVICE, **kw
+                    )
+                )
+            )
+            peaks[n], traced[n] = rss / MB, tm / MB
+            scores[n] = float(table.query("`class` == 'all'")["value"].iloc[0])
+            data.images.close()
+
+    timed(run_all)
+    spread = max(peaks.values()) - min(peaks.values())
+    benchmark.extra_info.update(
+        sizes=sizes,
+        peak_rss_mb={n: round(v, 1) for n, v in peaks.items()},
+        peak_tracemalloc_mb={n: round(v, 2) for n, v in traced.items()},
+        rss_spread_mb=round(spread, 1),
+        all_layers_hidden_mb_before={n: round(n * per_image / MB, 1) for n in sizes},
+        score_layer0={n: round(v, 2) for n, v in scores.items()},
+        device=DEVICE,
+        load_after=os.getloadavg()[0],
+    )
+    assert spread <= 40, peaks
+    assert max(traced.values()) - min(traced.values()) <= 5, traced
+
+
+def test_chunked_loading_at_50k(benchmark, timed, request, tmp_path):
+    """A shuffled epoch over N = 50,000 32x32 images (147 MB as one array) read from the file in
+    batches of 256: seconds, peak RSS and tracemalloc, far below the full array."""
+    from repaudit.io import read_dataset
+
+    n = 50_000 if request.config.getoption("benchmark_enable") else 2_000
+    _image_file(tmp_path / "d.h5", n, 32)
+    data = read_dataset(tmp_path / "d.h5", lazy=True)
+    full = n * 32 * 32 * 3
+    order = np.random.default_rng(SEED).permutation(n)
+
+    def epoch():
+        total = 0
+        for start in range(0, n, 256):
+            total += int(data.images[order[start : start + 256]][:, 0, 0, 0].sum())
+        return total
+
+    ((total, tm), rss), seconds = timed(lambda: _peak_rss(lambda: _traced(epoch)))
+    benchmark.extra_info.update(
+        n=n,
+        full_array_mb=round(full / MB, 1),
+        peak_rss_mb=round(rss / MB, 1),
+        peak_tracemalloc_mb=round(tm / MB, 2),
+        rows_read=data.images.rows_read,
+        images_per_s=round(n / seconds),
+        load_after=os.getloadavg()[0],
+    )
+    assert data.images.rows_read == n and total > 0
+    batch_bytes = 256 * 32 * 32 * 3
+    assert tm < 3 * batch_bytes and (n < 50_000 or rss < full / 4)
+    data.images.close()
