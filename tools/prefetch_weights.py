@@ -18,6 +18,11 @@ pretrained=True, num_classes=0, **kwargs)``, the call the pipeline makes; ``zoo`
 ``checkpoint`` rows need nothing. ``--dry-run`` prints the tagged names, one per line, and touches
 no network. A name timm does not list in ``timm.list_pretrained()`` stops the script before any
 download (exit status 2); a failed download is reported and the others go on (exit status 1).
+
+``hf`` rows (Hugging Face transformers models: ``architecture`` the id, ``tag`` the pinned
+revision) are fetched with ``huggingface_hub.snapshot_download(id, revision=tag)`` (configs
+and PyTorch weights only) into the same Hugging Face cache, and listed by ``--dry-run`` as
+``id@revision`` after the others; rows naming a local folder need nothing.
 """
 
 from __future__ import annotations
@@ -77,6 +82,52 @@ def collect(paths: list[Path]) -> list[tuple[str, dict]]:
     return out
 
 
+def hf_rows(sheet: Path) -> list[tuple[str, str]]:
+    """``(model id, revision)`` of every ``hf`` row (Hugging Face transformers models); a row
+    naming a local ``save_pretrained`` folder needs nothing."""
+    import pandas as pd
+
+    if not sheet.is_file():
+        raise ValueError(f"models sheet {str(sheet)!r} does not exist")
+    df = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    rows = []
+    for _, row in df[df["weights"] == "hf"].iterrows():
+        name, revision = row["architecture"].strip(), row.get("tag", "").strip()
+        if Path(name).is_dir():
+            continue
+        if not revision:
+            raise ValueError(
+                f"{sheet} ({row['model_id']!r}): weights 'hf' needs a pinned revision in 'tag'"
+            )
+        rows.append((name, revision))
+    return rows
+
+
+def collect_hf(paths: list[Path]) -> list[tuple[str, str]]:
+    """Unique ``(id, revision)`` of hf rows over all sheets, in first-seen order."""
+    return list(dict.fromkeys(r for path in paths for r in hf_rows(sheet_path(path))))
+
+
+# What AutoModel/AutoImageProcessor read: configs, PyTorch weights (not TF/Flax/ONNX copies).
+HF_PATTERNS = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt"]
+
+
+def fetch_hf(entries: list[tuple[str, str]]) -> list[str]:
+    """``snapshot_download`` each id at its revision into the Hugging Face cache; the failures."""
+    from huggingface_hub import snapshot_download
+
+    failed = []
+    for name, revision in entries:
+        try:
+            snapshot_download(name, revision=revision, allow_patterns=HF_PATTERNS)
+        except Exception as err:  # report every failure, fetch the rest
+            failed.append(f"{name}@{revision}")
+            print(f"FAILED {name}@{revision}: {type(err).__name__}: {err}", file=sys.stderr)
+        else:
+            print(f"{name}@{revision}", flush=True)
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="models sheets or config YAML files")
@@ -87,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         entries = collect(args.paths)
+        hf = collect_hf(args.paths)
     except (ValueError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -111,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: {name} is served from a URL: cached under $TORCH_HOME", file=sys.stderr)
     if args.dry_run:
         print("\n".join(names))
+        if hf:
+            print("\n".join(f"{name}@{rev}" for name, rev in hf))
         return 0
 
     failed = []
@@ -122,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {name}: {type(err).__name__}: {err}", file=sys.stderr)
         else:
             print(name, flush=True)
+    failed += fetch_hf(hf)
     if failed:
         print(f"{len(failed)} of {len(entries)} failed: {failed}", file=sys.stderr)
         return 1

@@ -38,6 +38,14 @@ def _expected_hub_names(sheet: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _expected_hf(sheet: Path) -> list[str]:
+    """id@revision of every hf row (Hugging Face models), first-seen order."""
+    with sheet.open(newline="") as f:
+        rows = list(csv.DictReader([ln for ln in f if not ln.startswith("#")], delimiter="\t"))
+    names = [f"{r['architecture']}@{r['tag']}" for r in rows if r["weights"] == "hf"]
+    return list(dict.fromkeys(names))
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     """Any socket connection or model creation fails the test."""
@@ -64,9 +72,10 @@ def test_every_paper_config_has_a_sheet():
 def test_dry_run_prints_known_tagged_names(sheet, capsys, no_network):
     assert prefetch.main(["--dry-run", str(sheet)]) == 0
     printed = capsys.readouterr().out.split()
-    assert printed == _expected_hub_names(sheet)
+    hub = _expected_hub_names(sheet)
+    assert printed == hub + _expected_hf(sheet)  # timm names, then hf id@revision
     known = set(timm.list_pretrained())
-    for name in printed:
+    for name in hub:
         architecture, _, tag = name.partition(".")
         assert tag, f"{name} has no pinned tag"
         assert timm.is_model(architecture), name
@@ -174,4 +183,56 @@ def test_command_line_dry_run_offline():
     )
     assert proc.returncode == 0, proc.stderr
     expected = list(dict.fromkeys(n for s in PAPER_SHEETS for n in _expected_hub_names(s)))
-    assert proc.stdout.split() == expected
+    hf = list(dict.fromkeys(m for s in PAPER_SHEETS for m in _expected_hf(s)))
+    assert proc.stdout.split() == expected + hf
+
+
+def test_hf_rows_are_snapshot_downloaded_at_their_revision(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    local = tmp_path / "local_model"
+    local.mkdir()
+    sheet = _write_sheet(
+        tmp_path / "m.tsv",
+        [
+            "a\tfacebook/data2vec-vision-base\thf\tmain\t\t224\t\t\t",
+            "b\tmicrosoft/beit-base-patch16-224\thf\t" + "0" * 40 + "\t\t224\t\t\t",
+            f"c\t{local}\thf\t\t\t32\t\t\t",  # a local folder needs nothing
+            "d\tfacebook/data2vec-vision-base\thf\tmain\t\t224\t\t\t",  # printed once
+        ],
+    )
+    calls = []
+
+    def download(repo_id, revision=None, allow_patterns=None):
+        calls.append((repo_id, revision))
+        assert "*.safetensors" in allow_patterns and "*.json" in allow_patterns
+        if revision != "main":
+            raise OSError("no such revision")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
+    assert prefetch.main([str(sheet)]) == 1
+    assert calls == [
+        ("facebook/data2vec-vision-base", "main"),
+        ("microsoft/beit-base-patch16-224", "0" * 40),
+    ]
+    captured = capsys.readouterr()
+    assert captured.out.split() == ["facebook/data2vec-vision-base@main"]
+    assert "FAILED microsoft/beit-base-patch16-224@" in captured.err
+
+
+def test_hf_dry_run_lists_without_network(tmp_path, capsys, no_network, monkeypatch):
+    import huggingface_hub
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run must not download")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    sheet = _write_sheet(
+        tmp_path / "m.tsv",
+        ["a\tresnet50\thub\ttv_in1k\t\t224\t\t\t", "b\torg/model\thf\tv1.0\t\t224\t\t\t"],
+    )
+    assert prefetch.main(["--dry-run", str(sheet)]) == 0
+    assert capsys.readouterr().out.split() == ["resnet50.tv_in1k", "org/model@v1.0"]
+    _write_sheet(sheet, ["b\torg/model\thf\t\t\t224\t\t\t"])
+    assert prefetch.main([str(sheet)]) == 2
+    assert "needs a pinned revision" in capsys.readouterr().err
