@@ -7,7 +7,7 @@ CORES  ?= all
 CONFIG ?= config/config.yaml
 SNAKEMAKE := PATH=$(CURDIR)/$(BIN):$$PATH snakemake
 
-.PHONY: run report test setup lint style bench clean
+.PHONY: run report test setup lint style bench clean estimate
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,14 +28,21 @@ run: $(STAMP)
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
 	cut -f1,4-9,11-13 results/stats/claims.tsv | column -t -s "$$(printf '\t')"
 
+## make estimate: jobs, GPU/CPU-hours and peak memory per rule of $(CONFIG), flagged where over
+## its configured resources (tools/estimate.py: dry run + timing each model here; no data needed)
+estimate: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/estimate.py $(CONFIG)
+
 ## make report: the HTML report (results/report.html) of the finished run of $(CONFIG)
 report: $(STAMP)
 	$(SNAKEMAKE) --cores 1 --configfile $(CONFIG) --report results/report.html
 
 ## make test: set-up, format + lint, unit and workflow tests (what CI runs; snakemake --lint
 ## is one of the workflow tests, tests/workflow/test_workflow.py::test_lint)
+# -n auto --dist loadgroup: the workflow tests (one group, one worker, started first; they
+# share the tiny run) overlap the unit tests on the other workers (tests/conftest.py)
 test: $(STAMP) style
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q --durations=15
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -n auto --dist loadgroup --durations=15
 
 ## make style: ruff (lint + format check), snakefmt --check
 style: $(STAMP)
