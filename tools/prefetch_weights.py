@@ -13,11 +13,18 @@ every job with HF_HUB_OFFLINE=1 so that none of them tries the network:
     HF_HUB_OFFLINE=1 snakemake --workflow-profile workflow/profiles/slurm --configfile ...
 
 Arguments are encoder sheets (models.tsv) or config files (.yaml/.yml, whose ``models`` key names
-the sheet). Only ``hub`` rows are fetched, as ``timm.create_model(f"{architecture}.{tag}",
-pretrained=True, num_classes=0, **kwargs)``, the call the pipeline makes; ``zoo``, ``random`` and
-``checkpoint`` rows need nothing. ``--dry-run`` prints the tagged names, one per line, and touches
-no network. A name timm does not list in ``timm.list_pretrained()`` stops the script before any
-download (exit status 2); a failed download is reported and the others go on (exit status 1).
+the sheet). ``hub`` rows are fetched as ``timm.create_model(f"{architecture}.{tag}",
+pretrained=True, num_classes=0, **kwargs)``, the call the pipeline makes. ``checkpoint`` rows
+whose cell is a URL (``https://...#sha256=<hex>``) are downloaded into the checkpoint cache
+($REPAUDIT_CHECKPOINT_CACHE, default ~/.cache/repaudit/checkpoints; ``--cache-dir`` overrides) and
+their SHA-256 verified; a URL without a hash is trusted on first use: its hash is recorded beside
+the file (jobs verify against it) and printed, to pin in the sheet. ``zoo``, ``random`` and local
+``checkpoint`` rows need nothing. Jobs read the same cache, so export the same variable for them.
+
+``--dry-run`` prints the tagged names, then the URLs, one per line, and touches no network. A name
+timm does not list in ``timm.list_pretrained()``, or a malformed URL, stops the script before any
+download (exit status 2); a failed download or hash mismatch is reported and the others go on
+(exit status 1).
 
 ``hf`` rows (Hugging Face transformers models: ``architecture`` the id, ``tag`` the pinned
 revision) are fetched with ``huggingface_hub.snapshot_download(id, revision=tag)`` (configs
@@ -31,6 +38,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from repaudit.config import read_sheet
+from repaudit.models.checkpoints import CACHE_ENV, cache_dir, fetch, is_url, split_url
 
 
 def sheet_path(path: Path) -> Path:
@@ -47,11 +57,9 @@ def sheet_path(path: Path) -> Path:
 
 def hub_rows(sheet: Path) -> list[tuple[str, dict]]:
     """``(architecture.tag, kwargs)`` of every ``hub`` row, read as repaudit.config does."""
-    import pandas as pd
-
     if not sheet.is_file():
         raise ValueError(f"models sheet {str(sheet)!r} does not exist")
-    df = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    df = read_sheet(sheet)
     missing = {"model_id", "architecture", "weights"} - set(df.columns)
     if missing:
         raise ValueError(f"{sheet}: missing column(s) {sorted(missing)}")
@@ -68,6 +76,50 @@ def hub_rows(sheet: Path) -> list[tuple[str, dict]]:
             raise ValueError(f"{sheet} ({row['model_id']!r}): kwargs {text!r} is not a JSON object")
         rows.append((f"{row['architecture']}.{tag}", kwargs))
     return rows
+
+
+def url_rows(sheet: Path) -> list[str]:
+    """The ``checkpoint`` cells of ``checkpoint`` rows that are URLs, checked for syntax."""
+    df = read_sheet(sheet)
+    if "checkpoint" not in df.columns:
+        return []
+    urls = []
+    for _, row in df[df["weights"] == "checkpoint"].iterrows():
+        cell = row["checkpoint"].strip()
+        if is_url(cell):
+            try:
+                split_url(cell)
+            except ValueError as err:
+                raise ValueError(f"{sheet} ({row['model_id']!r}): {err}") from None
+            urls.append(cell)
+    return urls
+
+
+def collect_urls(paths: list[Path]) -> list[str]:
+    """Unique checkpoint URLs over all sheets, in first-seen order."""
+    return list(dict.fromkeys(u for path in paths for u in url_rows(sheet_path(path))))
+
+
+def fetch_urls(urls: list[str], cache: Path) -> list[str]:
+    """Download and verify each URL into ``cache``; the ones that failed."""
+    failed = []
+    for cell in urls:
+        url, expected = split_url(cell)
+        try:
+            path = fetch(cell, cache)
+        except (OSError, ValueError) as err:  # report every failure, fetch the rest
+            failed.append(url)
+            print(f"FAILED {url}: {type(err).__name__}: {err}", file=sys.stderr)
+            continue
+        if not expected:
+            digest = path.with_name(path.name + ".sha256").read_text().strip()
+            print(
+                f"note: {url} has no sha256 in the sheet; trusted on first use and recorded: "
+                f"pin it as {url}#sha256={digest}",
+                file=sys.stderr,
+            )
+        print(url, flush=True)
+    return failed
 
 
 def collect(paths: list[Path]) -> list[tuple[str, dict]]:
@@ -132,13 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="models sheets or config YAML files")
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the tagged timm names only; no network"
+        "--dry-run", action="store_true", help="print the timm names and URLs only; no network"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help=f"checkpoint cache for URL rows (default ${CACHE_ENV}, else "
+        "~/.cache/repaudit/checkpoints); jobs must see the same directory",
     )
     args = parser.parse_args(argv)
 
     try:
         entries = collect(args.paths)
         hf = collect_hf(args.paths)
+        urls = collect_urls(args.paths)
     except (ValueError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -162,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         if cfg is not None and not cfg.hf_hub_id:
             print(f"note: {name} is served from a URL: cached under $TORCH_HOME", file=sys.stderr)
     if args.dry_run:
-        print("\n".join(names))
+        print("\n".join([*names, *dict.fromkeys(split_url(u)[0] for u in urls)]))
         if hf:
             print("\n".join(f"{name}@{rev}" for name, rev in hf))
         return 0
@@ -176,11 +235,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"FAILED {name}: {type(err).__name__}: {err}", file=sys.stderr)
         else:
             print(name, flush=True)
+    failed += fetch_urls(urls, args.cache_dir or cache_dir())
+    total = len(entries) + len(urls)
     failed += fetch_hf(hf)
     if failed:
-        print(f"{len(failed)} of {len(entries)} failed: {failed}", file=sys.stderr)
+        print(f"{len(failed)} of {total} failed: {failed}", file=sys.stderr)
         return 1
-    print(f"{len(entries)} encoder(s) cached", file=sys.stderr)
+    print(f"{total} encoder(s) cached", file=sys.stderr)
     return 0
 
 

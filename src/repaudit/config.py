@@ -9,6 +9,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Mapping, Sequence
+from io import StringIO
 from pathlib import Path
 
 import jsonschema
@@ -319,6 +320,14 @@ def skipped_analyses(
 SEEDED_WEIGHTS = ("zoo", "random")
 
 
+def read_sheet(path: str | Path) -> pd.DataFrame:
+    """A TSV sheet as strings. Lines starting with ``#`` are comments; a ``#`` inside a cell is
+    data (a checkpoint URL's ``#sha256=`` fragment), which pandas' ``comment`` would cut."""
+    text = Path(path).read_text()
+    lines = [line for line in text.splitlines(keepends=True) if not line.lstrip().startswith("#")]
+    return pd.read_csv(StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
+
+
 def read_models(
     path: str | Path, schema_path: str | Path, seeds: Sequence[int] = (0,)
 ) -> pd.DataFrame:
@@ -329,7 +338,7 @@ def read_models(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config error: models sheet {str(path)!r} does not exist; set 'models'")
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    df = read_sheet(path)
     unknown = sorted(set(df.columns) - set(MODEL_COLUMNS))
     if unknown:
         raise ConfigError(
@@ -399,6 +408,7 @@ def replicate_models(sheet: pd.DataFrame, seeds: Sequence[int]) -> pd.DataFrame:
 
 
 def _check_model_row(row: pd.Series, path: Path) -> None:
+    from repaudit.models.checkpoints import is_url, split_url
     from repaudit.models.factory import check_architecture
 
     where = f"{path} ({row['model_id']!r})"
@@ -427,10 +437,15 @@ def _check_model_row(row: pd.Series, path: Path) -> None:
         raise ConfigError(
             f"config error: {where}: weights 'hub' needs a pinned 'tag' (e.g. augreg_in1k)"
         )
-    if row["weights"] == "checkpoint" and not Path(row["checkpoint"]).is_file():
+    if row["weights"] == "checkpoint" and is_url(row["checkpoint"]):
+        try:  # the file itself is fetched by tools/prefetch_weights.py, checked at load
+            split_url(row["checkpoint"])
+        except ValueError as err:
+            raise ConfigError(f"config error: {where}: {err}") from None
+    elif row["weights"] == "checkpoint" and not Path(row["checkpoint"]).is_file():
         raise ConfigError(
             f"config error: {where}: checkpoint {row['checkpoint']!r} does not exist; "
-            "fix the path or use weights 'hub'"
+            "fix the path, give a URL, or use weights 'hub'"
         )
     if row["weights"] == "zoo" and row["objective"] not in OBJECTIVES + tuple(OBJECTIVE_ALIASES):
         raise ConfigError(

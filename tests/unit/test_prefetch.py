@@ -38,6 +38,14 @@ def _expected_hub_names(sheet: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _expected_urls(sheet: Path) -> list[str]:
+    """URLs (fragment cut) of the sheet's checkpoint rows that name one, first-seen order."""
+    with sheet.open(newline="") as f:
+        rows = list(csv.DictReader([ln for ln in f if not ln.startswith("#")], delimiter="\t"))
+    cells = [r["checkpoint"] for r in rows if r["weights"] == "checkpoint"]
+    return list(dict.fromkeys(c.split("#")[0] for c in cells if c.startswith("https://")))
+
+
 def _expected_hf(sheet: Path) -> list[str]:
     """id@revision of every hf row (Hugging Face models), first-seen order."""
     with sheet.open(newline="") as f:
@@ -73,7 +81,8 @@ def test_dry_run_prints_known_tagged_names(sheet, capsys, no_network):
     assert prefetch.main(["--dry-run", str(sheet)]) == 0
     printed = capsys.readouterr().out.split()
     hub = _expected_hub_names(sheet)
-    assert printed == hub + _expected_hf(sheet)  # timm names, then hf id@revision
+    # hub names, then checkpoint URLs, then Hugging Face id@revision
+    assert printed == hub + _expected_urls(sheet) + _expected_hf(sheet)
     known = set(timm.list_pretrained())
     for name in hub:
         architecture, _, tag = name.partition(".")
@@ -183,8 +192,9 @@ def test_command_line_dry_run_offline():
     )
     assert proc.returncode == 0, proc.stderr
     expected = list(dict.fromkeys(n for s in PAPER_SHEETS for n in _expected_hub_names(s)))
+    urls = list(dict.fromkeys(u for s in PAPER_SHEETS for u in _expected_urls(s)))
     hf = list(dict.fromkeys(m for s in PAPER_SHEETS for m in _expected_hf(s)))
-    assert proc.stdout.split() == expected + hf
+    assert proc.stdout.split() == expected + urls + hf
 
 
 def test_hf_rows_are_snapshot_downloaded_at_their_revision(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from conftest import BIN, ROOT, copy_repo, copy_run, job_counts, snakemake, snakemake_env
 
-from repaudit.config import read_models
+from repaudit.config import read_models, read_sheet
+from repaudit.models.checkpoints import is_url
 
 pytestmark = pytest.mark.workflow
 SCHEMAS = ROOT / "workflow" / "schemas"
@@ -38,9 +39,9 @@ def _make_fake_data(work: Path, config: dict) -> None:
         if spec["kind"] in ("imagefolder", "torchvision"):
             for sub in ("train/class_a", "val/class_a"):
                 (work / spec["root"] / sub).mkdir(parents=True, exist_ok=True)
-    models = pd.read_csv(work / config["models"], sep="\t", dtype=str, keep_default_na=False)
+    models = read_sheet(work / config["models"])
     for path in models.get("checkpoint", pd.Series(dtype=str)):
-        if path:
+        if path and not is_url(path):  # URL rows are planned without their (cached) file
             (work / path).parent.mkdir(parents=True, exist_ok=True)
             (work / path).touch()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -150,19 +151,31 @@ def use_cifar_stem(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_backbone_state(model: nn.Module, state_dict: Mapping, source: str = "") -> None:
-    """Load weights, ignoring classifier heads; any other missing or unexpected key is an error."""
-    head_prefixes = ("head.", "fc.", "classifier.", "head.fc.")
-    own = set(model.state_dict())
-    state = {k.removeprefix("module."): v for k, v in state_dict.items()}
-    state = {k: v for k, v in state.items() if k in own or not k.startswith(head_prefixes)}
-    result = model.load_state_dict(state, strict=False)
-    missing = list(result.missing_keys)  # num_classes=0: every own key is part of the embedding
-    if missing or result.unexpected_keys:
+def load_backbone_state(model: nn.Module, state_dict: Mapping, source: str = "") -> list[str]:
+    """Load weights, dropping heads and wrappers; any missing or unexpected key is an error.
+
+    Torchvision-layout ResNets (SSL releases, under ``module.``/``backbone.``/``encoder.``) map
+    by name onto timm's ResNet (see :func:`repaudit.models.checkpoints.backbone_state`). Returns
+    the dropped keys (classifier and projector heads), which are also logged.
+    """
+    from repaudit.models.checkpoints import backbone_state
+
+    state, dropped, missing, unexpected = backbone_state(state_dict, model.state_dict())
+    if missing or unexpected:
         raise ValueError(
-            f"weights {source!r} do not fit {type(model).__name__}: missing {missing[:5]}, "
-            f"unexpected {result.unexpected_keys[:5]}; check the architecture column"
+            f"weights {source!r} do not fit {type(model).__name__}: missing {missing[:5]} "
+            f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)}); "
+            "check the architecture column"
         )
+    model.load_state_dict(state, strict=False)  # only num_batches_tracked may be absent
+    if dropped:
+        logging.getLogger(__name__).info(
+            "weights %r: dropped %d key(s) outside the backbone: %s",
+            source,
+            len(dropped),
+            ", ".join(dropped),
+        )
+    return dropped
 
 
 def state_dict_sha256(module: nn.Module) -> str:
@@ -382,13 +395,15 @@ def load_encoder(
     """The encoder of one stage, and its linear head if the checkpoint has one.
 
     ``weights`` is a checkpoint written by this pipeline (zoo pretraining or fine-tuning);
-    without it, ``checkpoint`` rows read their own file and ``hub``/``random`` rows build directly.
+    without it, ``checkpoint`` rows read their own file (a URL's verified cached copy, see
+    :mod:`repaudit.models.checkpoints`) and ``hub``/``random`` rows build directly.
     """
     from repaudit.io import load_checkpoint
+    from repaudit.models.checkpoints import resolve
 
     if weights is None and spec.weights == "zoo":
         raise ValueError(f"{spec.model_id}: zoo models need the pipeline's pretrained.pt")
-    path = weights or (spec.checkpoint if spec.weights == "checkpoint" else None)
+    path = weights or (resolve(spec.checkpoint)[0] if spec.weights == "checkpoint" else None)
     payload = load_checkpoint(path) if path else {}
     # pipeline weights replace a seeded init; an hf row rebuilds its own architecture first
     keep = weights is None or spec.weights == "hf"
