@@ -26,6 +26,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+# The estimate downloads nothing (random weights; hf configs only from this machine). Set before
+# timm or transformers import huggingface_hub, which reads it once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from repaudit.estimate import (  # noqa: E402
     Calibration,
@@ -85,6 +88,42 @@ def planned_jobs(configfile: Path, config: dict) -> list[tuple[str, dict[str, st
     return jobs
 
 
+# Hugging Face families (repaudit.models.hf) and sizes -> the timm model of the same shape, for
+# hf rows whose config.json is neither a local folder nor in the HF cache (the estimate never
+# downloads). data2vec-vision uses BEiT's network (Baevski et al. 2022, arXiv 2202.03555, Sec. 3).
+HF_STANDINS = (
+    (r"(?:beit|data2vec-vision)-(base|large)", "beit_{}_patch16_224"),
+    (r"dinov2-(small|base|large|giant)", "vit_{}_patch14_dinov2"),
+    (r"deit-(tiny|small|base)", "deit_{}_patch16_224"),
+    (r"vit-(base|large|huge)-patch(\d+)", "vit_{}_patch{}_224"),
+)
+
+
+def hf_model(architecture: str, tag: str, kwargs: dict):
+    """A ``weights: hf`` row's network with random weights: its own config where one is on this
+    machine (a save_pretrained folder or the HF cache), else the timm model of the same shape."""
+    from transformers import AutoConfig, AutoModel
+
+    kwargs = {k: v for k, v in kwargs.items() if k != "global_pool"}
+    try:
+        config = AutoConfig.from_pretrained(architecture, revision=tag or None, **kwargs)
+    except (OSError, ValueError):
+        for pattern, timm_name in HF_STANDINS:
+            m = re.search(pattern, architecture.lower())
+            if m:
+                print(f"  {architecture}: no config here, timed as {timm_name.format(*m.groups())}",
+                      file=sys.stderr)  # fmt: skip
+                return build(timm_name.format(*m.groups()), {})
+        sys.exit(
+            f"config error: hf model {architecture!r}: no config.json here (run "
+            "tools/prefetch_weights.py) and no timm stand-in of its family for the estimate"
+        )
+    model = AutoModel.from_config(config).eval()
+    # the trunk's taps (repaudit.models.hf): the embedding and every block, hidden_size wide
+    model.layer_dims = (config.hidden_size,) * (config.num_hidden_layers + 1)
+    return model
+
+
 def build(architecture: str, kwargs: dict):
     import timm
     import torch
@@ -100,11 +139,16 @@ def build(architecture: str, kwargs: dict):
     return model.eval()
 
 
-def calibrate_model(architecture: str, size: int, kwargs: dict, batch: int) -> ModelCalibration:
+def calibrate_model(
+    architecture: str, size: int, kwargs: dict, batch: int, weights: str = "", tag: str = ""
+) -> ModelCalibration:
     """Forward time per image, parameters, activation memory and tapped widths of one model."""
     import torch
 
-    model = build(architecture, dict(kwargs))
+    if weights == "hf":
+        model = hf_model(architecture, tag, dict(kwargs))
+    else:
+        model = build(architecture, dict(kwargs))
     acts = []
 
     def hook(_module, _inputs, output):
@@ -128,8 +172,10 @@ def calibrate_model(architecture: str, size: int, kwargs: dict, batch: int) -> M
             model(x)
             times.append(time.perf_counter() - t0)
         fwd_s = min(times) / batch
-    info = getattr(model, "feature_info", None) or []
-    dims = [int(f["num_chs"]) for f in info] + [int(model.num_features)]
+    dims = getattr(model, "layer_dims", None)
+    if dims is None:
+        info = getattr(model, "feature_info", None) or []
+        dims = [int(f["num_chs"]) for f in info] + [int(model.num_features)]
     return ModelCalibration(
         fwd_s=fwd_s,
         params=sum(p.numel() for p in model.parameters()),
@@ -165,7 +211,9 @@ def calibrate(config: dict, batch: int) -> Calibration:
         key = (row["architecture"], size, json.dumps(kwargs, sort_keys=True))
         if key not in cache:
             print(f"calibrating {row['architecture']} at {size} px ...", file=sys.stderr)
-            cache[key] = calibrate_model(row["architecture"], size, kwargs, batch)
+            cache[key] = calibrate_model(
+                row["architecture"], size, kwargs, batch, row["weights"], row.get("tag", "")
+            )
         ids = [row["model_id"]]
         if row["weights"] in ("zoo", "random"):
             ids = [f"{row['model_id']}_s{s}" for s in seeds]

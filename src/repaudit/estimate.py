@@ -101,15 +101,19 @@ class JobCost:
 def dataset_sizes(config: Mapping) -> dict[str, tuple[int, int]]:
     """(train, test) image counts of every dataset, from the config alone (no data read).
 
-    imagefolder sizes come from ``estimate.images`` (the folder is not read); a dataset whose
-    size cannot be known raises a one-line ``config error``.
+    imagefolder sizes come from ``estimate.images`` (the folder is not read): a count split by
+    the dataset's ``test_fraction``, or ``{train: N, test: M}`` for a folder with its own
+    train/ and val/ splits; a dataset whose size cannot be known raises a one-line
+    ``config error``.
     """
     given = (config.get("estimate") or {}).get("images") or {}
     sizes = {}
     for name, spec in config["datasets"].items():
         kind = spec["kind"]
         test_fraction = spec.get("test_fraction", 0.2)
-        if name in given:
+        if name in given and isinstance(given[name], Mapping):
+            sizes[name] = (int(given[name]["train"]), int(given[name]["test"]))
+        elif name in given:
             n = int(given[name])
             n_test = round(n * test_fraction)
             sizes[name] = (n - n_test, n_test)

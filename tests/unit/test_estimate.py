@@ -57,11 +57,12 @@ def test_dataset_sizes_from_the_config_alone():
             "b": {"kind": "binding", "shapes": ["x", "y", "z"], "n_per_class_train": 2,
                   "n_per_class_test": 3},
             "i": {"kind": "imagefolder", "test_fraction": 0.5},
+            "p": {"kind": "imagefolder"},  # its own train/ and val/ folders
         },
-        "estimate": {"images": {"i": 100}},
+        "estimate": {"images": {"i": 100, "p": {"train": 70, "test": 5}}},
     }  # fmt: skip
     sizes = dataset_sizes(config)
-    assert sizes == {"c": (50000, 10000), "b": (12, 18), "i": (50, 50)}
+    assert sizes == {"c": (50000, 10000), "b": (12, 18), "i": (50, 50), "p": (70, 5)}
     assert split_count(sizes, "c", "all", None) == 60000
     assert split_count(sizes, "c", "test", 500) == 500
     del config["estimate"]
