@@ -149,6 +149,10 @@ def calibrate_model(
         model = hf_model(architecture, tag, dict(kwargs))
     else:
         model = build(architecture, dict(kwargs))
+    # no parameter needs a gradient: FlopCounterMode's module tracker otherwise hooks tensors
+    # derived from parameters (SigLIP's attention-pool latent), which inference mode leaves
+    # without a grad_fn
+    model.requires_grad_(False)
     acts = []
 
     def hook(_module, _inputs, output):
