@@ -1,8 +1,17 @@
 """Compute estimate of a config before submission: jobs, GPU/CPU-hours and peak memory per rule.
 
 Each job's cost is a documented cost model scaled by calibrations measured on the machine that
-runs the estimate (tools/estimate.py times a few batches of each architecture, random weights,
-synthetic inputs at the config's input size, and a float32 GEMM):
+runs the estimate (:func:`calibrate`; random weights, synthetic inputs at the config's input
+size, and a float32 GEMM):
+
+- every architecture's FLOPs (torch's FlopCounterMode), parameters and activations are counted
+  on the ``meta`` device (shapes only, no compute); its forward time per image is *timed* on the
+  CPU (a batch after a warm-up, best of two) for the cheapest architecture of each network class
+  and then, cheapest first, as many others as a time budget allows; an untimed architecture's
+  time is its counted FLOPs at the FLOP rate its class achieved when timed here (the median
+  rate of the timed ones where its class was not timed). This assumes a class's achieved
+  FLOP/s does not fall with size, which holds on CPUs for these GEMM-bound networks (larger
+  matrices run at least as fast), so big models are if anything over-estimated.
 
 - network work is counted in *forward image-equivalents* ``F`` and costs ``F x t_fwd`` seconds,
   ``t_fwd`` the calibrated forward time of one image. A training step costs 3 forwards (the
@@ -22,10 +31,15 @@ Numbers are estimates for sizing requests, not benchmarks.
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import statistics
+import sys
+import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -36,6 +50,12 @@ DECODE_S = {"imagefolder": 5e-3, "torchvision": 2e-5}  # per image: JPEG decode 
 GENERATE_S = 1e-3  # per generated image (shapes, glyphs, digits, binding): drawing a few shapes
 UMAP_S_PER_POINT = 2e-3  # UMAP + HDBSCAN per point and layer at D ~ 768 (assumption)
 STATS_S = 60.0  # tables, claims, figures: small, constant
+# GRI between two soft partitions (arXiv:2412.06639 Eq. 3): per pair of images an L1 distance of
+# both membership rows; CONCEPTS concepts per row and ELEMENTWISE_S seconds per value (a
+# memory-bound elementwise op, ~1 G values/s per CPU thread) are assumptions, not measurements
+CONCEPTS = 64
+ELEMENTWISE_S = 1e-9
+GRI_EXACT_MAX_N, GRI_PAIRS = 20000, 1_000_000  # repaudit.metrics.concepts.cross_model_gri
 OVERHEAD_MB = 2000  # Python, torch and library imports of one job
 # Sizes of the torchvision datasets the loaders support: (train, test)
 TORCHVISION_SIZES = {
@@ -54,7 +74,10 @@ class ModelCalibration:
 
     fwd_s: seconds of one image's forward pass (batch-amortised); params: parameter count;
     train_act_mb: activation memory of one image kept for the backward pass (sum of every
-    module's output); layer_dims: pooled width of each tapped layer (features per image).
+    module's output); layer_dims: pooled width of each tapped layer (features per image);
+    peak_act_mb: the largest single module output of one image (an inference forward holds
+    about its input and output at once); family: the network class (rates are shared within
+    it); timed: whether ``fwd_s`` was timed, else derived from ``flops`` (:func:`calibrate`).
     """
 
     fwd_s: float
@@ -62,6 +85,15 @@ class ModelCalibration:
     flops: float  # of one image's forward pass (counted, not timed)
     train_act_mb: float
     layer_dims: tuple[int, ...]
+    peak_act_mb: float = 0.0
+    family: str = ""
+    timed: bool = True
+
+    def infer_mb(self, batch: int) -> float:
+        """Device memory of an inference forward of ``batch`` images: weights, the largest
+        layer's input and output, and the pooled features tapped from every layer."""
+        per_image = 2 * self.peak_act_mb + self.feature_dim * 4 / 1e6
+        return self.params * 4 / 1e6 + batch * per_image
 
     @property
     def feature_dim(self) -> int:
@@ -81,6 +113,7 @@ class Calibration:
     threads: int  # torch threads during calibration
     gpu_present: bool = False
     gpu_tflops: float = 20.0
+    note: str = ""  # how the forward times were obtained (printed with the table)
 
 
 @dataclass
@@ -205,14 +238,13 @@ def job_cost(
         total = sum(sizes[d])
         cost.network_s = total * m.fwd_s
         cost.host_mb += total * m.feature_dim * 4 / 1e6 + m.params * 4 / 1e6
-        batch = config["features"].get("batch_size", 256)
-        cost.gpu_mb = m.params * 4 / 1e6 + batch * m.train_act_mb / 4
+        cost.gpu_mb = m.infer_mb(config["features"].get("batch_size", 256))
     elif rule == "compute_geometry":
         # two augmented views of every image through the encoder, then N^2 metrics (float64)
         cost.network_s = 2 * n * m.fwd_s if m else 0.0
         cost.cpu_s = 4 * pairwise_flops(n, m.final_dim if m else 512) / gf
         cost.host_mb += 3 * n * n * 8 / 1e6
-        cost.gpu_mb = (m.params * 4 / 1e6 + 64 * m.train_act_mb / 4) if m else 0.0
+        cost.gpu_mb = m.infer_mb(64) if m else 0.0
     elif rule == "compute_graph_convexity":
         c = n_classes(config, d, n)
         per_layer = pairwise_flops(n, max(m.layer_dims)) / gf
@@ -229,7 +261,7 @@ def job_cost(
         # each interior point runs the rest of the network (half a forward on average) + head
         cost.network_s = pairs * sec.get("n_points", 10) * layers * 0.5 * m.fwd_s
         cost.host_mb += n * m.feature_dim * 4 / 1e6
-        cost.gpu_mb = m.params * 4 / 1e6 + sec.get("batch_size", 256) * m.train_act_mb / 4
+        cost.gpu_mb = m.infer_mb(sec.get("batch_size", 256))
     elif rule == "compute_sensitivity":
         images = sec.get("n_images", 100) * (2 if sec.get("noise_control") else 1)
         passes = 2 * sec.get("k", 32) * (sec.get("power_iters", 5) + 1) + 2 * sec.get(
@@ -265,9 +297,15 @@ def job_cost(
             cost.cpu_s = runs * sec.get("epochs", 10) * flops / gf
             cost.host_mb += k * sum(sizes[d]) * dim * 4 / 1e6
         else:
-            layers = len(sec.get("cross_model_layers") or [0]) or 1
-            cost.cpu_s = k * k * layers * pairwise_flops(n, 64) / gf
-            cost.host_mb += k * n * n * 1 / 1e6 + k * n * dim * 4 / 1e6
+            # cross_model_gri_table: every ordered model pair x method x (layer A, layer B)
+            # pair, each GRI over all image pairs up to GRI_EXACT_MAX_N images, else sampled
+            layers = len(sec.get("cross_model_layers") or []) or len(models[0].layer_dims)
+            methods = len(config.get("concepts", {}).get("methods", [1, 2, 3]))
+            pairs = n * (n - 1) / 2 if n <= GRI_EXACT_MAX_N else GRI_PAIRS
+            per_gri = pairs * 2 * CONCEPTS * 3 * ELEMENTWISE_S  # |.|, sum, difference per value
+            cost.cpu_s = k * k * methods * layers**2 * per_gri
+            # memberships of every model, method and layer, float32
+            cost.host_mb += k * methods * (layers + 1) * n * CONCEPTS * 4 / 1e6 + 2**23 * 12 / 1e6
     elif rule == "discover_concepts":
         layers = len(m.layer_dims)
         methods = len(sec.get("methods", [1, 2, 3]))
@@ -382,6 +420,8 @@ def format_table(table: pd.DataFrame, calib: Calibration) -> str:
             f"{calib.gpu_tflops:g} TFLOP/s (estimate.gpu_tflops); CPU jobs as timed here "
             f"({calib.threads} threads, {calib.gflops:.0f} GFLOP/s GEMM), scaled to their cpus"
         )
+    if calib.note:
+        lines.append(calib.note)
     flagged = table.loc[table["flag"] != "", "rule"].tolist()
     lines.append(
         f"over their configured resources: {', '.join(flagged)}"
@@ -389,3 +429,224 @@ def format_table(table: pd.DataFrame, calib: Calibration) -> str:
         else "no rule over its configured resources"
     )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- calibration (imports torch)
+
+# Hugging Face families (repaudit.models.hf) and sizes -> the timm model of the same shape, for
+# hf rows whose config.json is neither a local folder nor in the HF cache (the estimate never
+# downloads). data2vec-vision uses BEiT's network (Baevski et al. 2022, arXiv 2202.03555, Sec. 3).
+HF_STANDINS = (
+    (r"(?:beit|data2vec-vision)-(base|large)", "beit_{}_patch16_224"),
+    (r"dinov2-(small|base|large|giant)", "vit_{}_patch14_dinov2"),
+    (r"deit-(tiny|small|base)", "deit_{}_patch16_224"),
+    (r"vit-(base|large|huge)-patch(\d+)", "vit_{}_patch{}_224"),
+)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def build_model(architecture: str, kwargs: Mapping, weights: str = "", tag: str = ""):
+    """A sheet row's network with random weights, in eval mode with frozen parameters, on the
+    default device (``with torch.device("meta")`` builds it without memory or compute).
+
+    ``weights: hf`` rows use their own config where one is on this machine (a save_pretrained
+    folder or the HF cache), else the timm model of the same shape (HF_STANDINS).
+    """
+    import timm
+    import torch
+
+    kwargs = dict(kwargs)
+    if weights == "hf":
+        from transformers import AutoConfig, AutoModel
+
+        kwargs.pop("global_pool", None)
+        try:
+            config = AutoConfig.from_pretrained(architecture, revision=tag or None, **kwargs)
+        except (OSError, ValueError):
+            for pattern, timm_name in HF_STANDINS:
+                found = re.search(pattern, architecture.lower())
+                if found:
+                    name = timm_name.format(*found.groups())
+                    _log(f"  {architecture}: no config here, counted as {name}")
+                    return build_model(name, {})
+            raise ValueError(
+                f"config error: hf model {architecture!r}: no config.json here (run "
+                "tools/prefetch_weights.py) and no timm stand-in of its family for the estimate"
+            ) from None
+        model = AutoModel.from_config(config)
+        # the trunk's taps (repaudit.models.hf): the embedding and every block, hidden_size wide
+        model.layer_dims = (config.hidden_size,) * (config.num_hidden_layers + 1)
+    else:
+        cifar_stem = kwargs.pop("cifar_stem", False)
+        try:
+            model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
+        except TypeError:
+            model = timm.create_model(architecture, pretrained=False, num_classes=0)
+        if cifar_stem:  # 3x3 stride-1 first conv, no max-pool (the zoo's CIFAR ResNet stem)
+            model.conv1 = torch.nn.Conv2d(3, model.conv1.out_channels, 3, 1, 1, bias=False)
+            model.maxpool = torch.nn.Identity()
+    # no parameter needs a gradient: FlopCounterMode's module tracker otherwise hooks tensors
+    # derived from parameters (SigLIP's attention-pool latent), which inference mode leaves
+    # without a grad_fn
+    return model.eval().requires_grad_(False)
+
+
+def _forward(model, x):
+    return model(pixel_values=x) if hasattr(model, "config") else model(x)
+
+
+def count_model(
+    architecture: str, size: int, kwargs: Mapping, weights: str = "", tag: str = ""
+) -> ModelCalibration:
+    """FLOPs, parameters, activations and tapped widths of one image's forward, counted on the
+    meta device (no memory, no compute); ``fwd_s`` is left 0 for :func:`calibrate`."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(architecture, kwargs, weights, tag)
+    acts: list[int] = []
+
+    def hook(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            acts.append(output.numel() * output.element_size())
+
+    handles = [mod.register_forward_hook(hook) for mod in model.modules()]
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        _forward(model, torch.empty(1, 3, size, size, device="meta"))
+    for handle in handles:
+        handle.remove()
+    dims = getattr(model, "layer_dims", None)
+    if dims is None:
+        info = getattr(model, "feature_info", None) or []
+        dims = [int(f["num_chs"]) for f in info] + [int(model.num_features)]
+    return ModelCalibration(
+        fwd_s=0.0,
+        params=sum(p.numel() for p in model.parameters()),
+        flops=float(counter.get_total_flops()),
+        train_act_mb=sum(acts) / 1e6,
+        layer_dims=tuple(dims),
+        peak_act_mb=max(acts, default=0) / 1e6,
+        family=type(model).__name__,
+        timed=False,
+    )
+
+
+def time_forward(
+    architecture: str, size: int, kwargs: Mapping, batch: int, weights: str = "", tag: str = ""
+) -> float:
+    """Seconds of one image's forward on the CPU: a ``batch`` of random images after a warm-up
+    at that shape (oneDNN builds its kernels per shape), the best of two (the machine may be
+    shared), divided by ``batch``."""
+    import torch
+
+    model = build_model(architecture, kwargs, weights, tag)
+    x = torch.rand(batch, 3, size, size)
+    times = []
+    with torch.inference_mode():
+        _forward(model, x)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            _forward(model, x)
+            times.append(time.perf_counter() - t0)
+    return min(times) / batch
+
+
+def gemm_gflops(n: int = 1024, reps: int = 5) -> float:
+    """The CPU's float32 GEMM rate in GFLOP/s."""
+    import torch
+
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def calibrate(
+    config: Mapping, sheet: pd.DataFrame, batch: int = 2, budget_s: float = 30.0
+) -> Calibration:
+    """Calibrations of the sheet's models: one per (architecture, input size, kwargs), shared by
+    its model ids (``<id>_s<seed>`` for trained rows), as the module docstring describes.
+
+    Every architecture is counted on the meta device; forwards are timed first for the cheapest
+    architecture of each family, then for the others cheapest first while the predicted timing
+    cost (3 forwards of ``batch`` at the rate measured so far) keeps within ``budget_s``.
+    """
+    import torch
+
+    seeds = config.get("train_seeds") or [config.get("seed", 0)]
+    default_size = next(iter(config["datasets"].values())).get("image_size", 224)
+    rows: dict[tuple, dict] = {}
+    ids: dict[str, tuple] = {}
+    for row in sheet.to_dict(orient="records"):
+        size = int(row.get("input_size") or default_size)
+        kwargs = json.loads(row["kwargs"]) if row.get("kwargs") else {}
+        key = (row["architecture"], size, json.dumps(kwargs, sort_keys=True))
+        rows.setdefault(key, {**row, "size": size, "kwargs": kwargs})
+        model_ids = [row["model_id"]]
+        if row["weights"] in ("zoo", "random"):
+            model_ids = [f"{row['model_id']}_s{s}" for s in seeds]
+        ids.update(dict.fromkeys(model_ids, key))
+
+    def args(key):
+        r = rows[key]
+        return r["architecture"], r["size"], r["kwargs"]
+
+    counted = {}
+    for key in rows:
+        _log(f"counting {key[0]} at {key[1]} px (meta device) ...")
+        counted[key] = count_model(*args(key), rows[key]["weights"], rows[key].get("tag", ""))
+    gflops = gemm_gflops()
+    by_cost = sorted(rows, key=lambda k: counted[k].flops)
+    first_of_family = {}
+    for key in by_cost:
+        first_of_family.setdefault(counted[key].family, key)
+    order = list(first_of_family.values()) + [
+        k for k in by_cost if k not in first_of_family.values()
+    ]
+    rates: dict[tuple, float] = {}  # achieved FLOP/s of each timed architecture
+    spent = 0.0
+    for key in order:
+        rate = statistics.median(rates.values()) if rates else gflops * 1e9 / 2
+        if rates and spent + 3 * batch * counted[key].flops / rate > budget_s:
+            continue
+        _log(f"timing {key[0]} at {key[1]} px (batch {batch}) ...")
+        t0 = time.perf_counter()
+        fwd_s = time_forward(*args(key), batch, rows[key]["weights"], rows[key].get("tag", ""))
+        spent += time.perf_counter() - t0
+        counted[key] = replace(counted[key], fwd_s=fwd_s, timed=True)
+        rates[key] = counted[key].flops / fwd_s
+    overall = statistics.median(rates.values())
+    for key, m in counted.items():
+        same = [r for k, r in rates.items() if counted[k].family == m.family]
+        if not m.timed:
+            counted[key] = replace(
+                m, fwd_s=m.flops / (statistics.median(same) if same else overall)
+            )
+        how = "timed" if m.timed else f"{'its class' if same else 'median'} rate"
+        _log(
+            f"  {key[0]} ({m.family}, {key[1]} px): {m.flops / 1e9:.1f} GFLOP, "
+            f"{counted[key].fwd_s * 1e3:.0f} ms per image ({how}, "
+            f"{m.flops / counted[key].fwd_s / 1e9:.0f} GFLOP/s)"
+        )
+    timed = sum(m.timed for m in counted.values())
+    note = (
+        f"CPU forward times: {timed} of {len(counted)} architectures timed here (batch {batch}, "
+        "best of 2 after a warm-up, cheapest of each network class first, "
+        f"{budget_s:g} s budget); the others = FLOPs counted on the meta device / the FLOP rate "
+        "their class achieved here (else the median of the timed)"
+    )
+    return Calibration(
+        models={model_id: counted[key] for model_id, key in ids.items()},
+        gflops=gflops,
+        threads=torch.get_num_threads(),
+        gpu_present=False,  # timed on the CPU: tools/gpu_check.py covers GPU runs
+        gpu_tflops=float((config.get("estimate") or {}).get("gpu_tflops", 20)),
+        note=note,
+    )

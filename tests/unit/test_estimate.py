@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from repaudit.estimate import (
     Calibration,
     ModelCalibration,
+    count_model,
     dataset_sizes,
     estimate_table,
     job_cost,
@@ -118,3 +120,78 @@ def test_table_flags_a_rule_over_its_limit():
     table = estimate_table(jobs, config, sizes, _calib(gpu_tflops=1.0)).set_index("rule")
     assert table.loc["extract_features", "gpu_h"] == pytest.approx(2 / 60)
     assert table.loc["extract_features", "flag"] == ""
+
+
+def test_count_on_meta_equals_a_real_forward():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from repaudit.estimate import build_model
+
+    m = count_model("resnet18", 32, {"cifar_stem": True})
+    assert m.layer_dims == (64, 64, 128, 256, 512, 512) and m.family == "ResNet"
+    assert not m.timed and m.fwd_s == 0.0
+    real = build_model("resnet18", {"cifar_stem": True})
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        real(torch.rand(1, 3, 32, 32))
+    assert m.flops == counter.get_total_flops() > 0
+    # torchvision's 11,689,512 less the 1000-class head and the CIFAR stem's 3x3 (not 7x7) conv
+    head, stem = 512 * 1000 + 1000, 64 * 3 * (49 - 9)
+    assert m.params == sum(p.numel() for p in real.parameters()) == 11_689_512 - head - stem
+    # the largest module output of one image: 64 channels at 32 x 32, float32
+    assert m.peak_act_mb == pytest.approx(64 * 32 * 32 * 4 / 1e6)
+    with pytest.raises(ValueError, match="no timm stand-in"):
+        count_model("someone/unknown-net", 224, {}, weights="hf")
+
+
+def test_calibrate_times_cheapest_per_family_and_scales_the_rest(monkeypatch):
+    from repaudit import estimate
+
+    flops = {"small_a": 1e9, "big_a": 8e9, "huge_a": 1e12, "only_b": 4e9}
+    rate = {"a": 2e9, "b": 1e9}  # achieved FLOP/s of each family here
+    timed = []
+
+    def count(arch, size, kwargs, weights="", tag=""):
+        return ModelCalibration(0.0, 1, flops[arch], 1.0, (4,), family=arch[-1], timed=False)
+
+    def time_forward(arch, size, kwargs, batch, weights="", tag=""):
+        timed.append(arch)
+        return flops[arch] / rate[arch[-1]]
+
+    monkeypatch.setattr(estimate, "count_model", count)
+    monkeypatch.setattr(estimate, "time_forward", time_forward)
+    monkeypatch.setattr(estimate, "gemm_gflops", lambda: 4.0)
+    sheet = pd.DataFrame(
+        {"model_id": list(flops), "architecture": list(flops), "weights": "hub"}
+    ).assign(input_size="224")
+    config = {"datasets": {"d": {"kind": "imagefolder"}}}
+    # budget 40 s: the family heads, then big_a (3 x 2 x 8e9 / median rate 1.5e9 = 32 s);
+    # huge_a would take 4,000 s and is derived from its FLOPs at family a's rate
+    calib = estimate.calibrate(config, sheet, batch=2, budget_s=40)
+    assert timed == ["small_a", "only_b", "big_a"]
+    huge = calib.models["huge_a"]
+    assert not huge.timed and huge.fwd_s == pytest.approx(1e12 / 2e9)
+    assert calib.models["only_b"].timed and calib.models["only_b"].fwd_s == pytest.approx(4)
+    assert "3 of 4 architectures timed here" in calib.note
+
+
+def test_align_concepts_and_inference_memory_cost_models():
+    config = {
+        "datasets": {"i": {"kind": "imagefolder"}},
+        "features": {"batch_size": 10},
+        "concepts": {"methods": ["manifold", "pca"], "cross_model_layers": ["1", "2", "3"]},
+    }
+    calib = _calib()
+    # every ordered model pair (2 x 2) x 2 methods x 3 x 3 layer pairs, each GRI over all
+    # N(N-1)/2 image pairs up to 20,000 images and a 1e6-pair sample beyond
+    for n, pairs in ((1000, 1000 * 999 / 2), (25000, 1e6)):
+        cost = job_cost("align_concepts", {"dataset": "i"}, config, {"i": (n, 0)}, calib)
+        assert cost.cpu_s == pytest.approx(4 * 2 * 9 * pairs * 2 * 64 * 3 * 1e-9)
+    # extraction on the device: weights + batch x (largest layer in and out + tapped features)
+    m = ModelCalibration(0.01, 1_000_000, 1e9, 50.0, (8, 16), peak_act_mb=2.0)
+    cost = job_cost(
+        "extract_features", {"model": "a", "dataset": "i"}, config, {"i": (5, 5)},
+        Calibration(models={"a": m}, gflops=1.0, threads=1),
+    )  # fmt: skip
+    assert cost.gpu_mb == pytest.approx(4.0 + 10 * (2 * 2.0 + 24 * 4 / 1e6))
