@@ -29,7 +29,7 @@ run: $(STAMP)
 	cut -f1,4-9,11-13 results/stats/claims.tsv | column -t -s "$$(printf '\t')"
 
 ## make estimate: jobs, GPU/CPU-hours and peak memory per rule of $(CONFIG), flagged where over
-## its configured resources (tools/estimate.py: dry run + timing each model here; no data needed)
+## its configured resources (tools/estimate.py: dry run, FLOPs counted, a few models timed; no data)
 estimate: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/estimate.py $(CONFIG)
 
