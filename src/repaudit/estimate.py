@@ -5,13 +5,13 @@ runs the estimate (:func:`calibrate`; random weights, synthetic inputs at the co
 size, and a float32 GEMM):
 
 - every architecture's FLOPs (torch's FlopCounterMode), parameters and activations are counted
-  on the ``meta`` device (shapes only, no compute); its forward time per image is *timed* on the
-  CPU (a batch after a warm-up, best of two) for the cheapest architecture of each network class
-  and then, cheapest first, as many others as a time budget allows; an untimed architecture's
-  time is its counted FLOPs at the FLOP rate its class achieved when timed here (the median
-  rate of the timed ones where its class was not timed). This assumes a class's achieved
-  FLOP/s does not fall with size, which holds on CPUs for these GEMM-bound networks (larger
-  matrices run at least as fast), so big models are if anything over-estimated.
+  on the ``meta`` device (shapes only, no compute); its forward time per image is *timed* on
+  the CPU (a batch after a warm-up, best of 2-5 repeats) for the cheapest architecture of each
+  network class and then, cheapest first, as many others as a time budget allows; an untimed
+  architecture's time is its counted FLOPs at the FLOP rate its class achieved when timed here
+  (the median rate of the timed ones where its class was not timed). This assumes a class's
+  achieved FLOP/s does not fall with size, which holds on CPUs for these GEMM-bound networks
+  (larger matrices run at least as fast), so big models are if anything over-estimated.
 
 - network work is counted in *forward image-equivalents* ``F`` and costs ``F x t_fwd`` seconds,
   ``t_fwd`` the calibrated forward time of one image. A training step costs 3 forwards (the
@@ -540,16 +540,17 @@ def time_forward(
     architecture: str, size: int, kwargs: Mapping, batch: int, weights: str = "", tag: str = ""
 ) -> float:
     """Seconds of one image's forward on the CPU: a ``batch`` of random images after a warm-up
-    at that shape (oneDNN builds its kernels per shape), the best of two (the machine may be
-    shared), divided by ``batch``."""
+    at that shape (oneDNN builds its kernels per shape), the best of 2 to 5 repeats (as many as
+    fit in a second: on a shared machine a single forward can run several times slower),
+    divided by ``batch``."""
     import torch
 
     model = build_model(architecture, kwargs, weights, tag)
     x = torch.rand(batch, 3, size, size)
-    times = []
+    times: list[float] = []
     with torch.inference_mode():
         _forward(model, x)
-        for _ in range(2):
+        while len(times) < 2 or (len(times) < 5 and sum(times) < 1.0):
             t0 = time.perf_counter()
             _forward(model, x)
             times.append(time.perf_counter() - t0)
@@ -638,7 +639,7 @@ def calibrate(
     timed = sum(m.timed for m in counted.values())
     note = (
         f"CPU forward times: {timed} of {len(counted)} architectures timed here (batch {batch}, "
-        "best of 2 after a warm-up, cheapest of each network class first, "
+        "best of 2-5 after a warm-up, cheapest of each network class first, "
         f"{budget_s:g} s budget); the others = FLOPs counted on the meta device / the FLOP rate "
         "their class achieved here (else the median of the timed)"
     )
