@@ -7,16 +7,28 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see workflow/rules/common
 
 
 def pytest_collection_modifyitems(config, items):
-    """Workflow tests first, and all on one xdist worker.
+    """Groups and order for `make test`'s pytest-xdist run (`-n auto --dist loadgroup`).
 
-    `make test` runs pytest with two workers (`-n 2 --dist loadgroup`): the workflow tests share
-    the session's tiny run, which must be computed once, so they form one group; and they go
-    first, so that this long group starts at once while the other worker takes the unit tests.
+    Tests that use the session's tiny run form one group (one worker computes the run once);
+    each other workflow module is a group (its module fixture is built once); unit tests are
+    free. The tiny-run group goes first so that this long chain starts at once, and the Slurm
+    test goes last in it: once Slurm is installed and stopped, the Slurm executor plugin's
+    import-time `scontrol show config` waits about 9 s in every later Snakemake start.
     """
     import pytest
 
-    workflow = [item for item in items if item.path.parent.name == "workflow"]
-    for item in workflow:
-        item.add_marker(pytest.mark.xdist_group("workflow"))
-    others = [item for item in items if item.path.parent.name != "workflow"]
-    items[:] = workflow + others
+    def group(item):
+        if "tiny_run" in item.fixturenames:
+            return "tiny_run"
+        if item.path.parent.name == "workflow":
+            return item.path.stem
+        return None
+
+    def order(item):
+        name = group(item)
+        return (name != "tiny_run", name is None, item.path.stem == "test_slurm")
+
+    for item in items:
+        if name := group(item):
+            item.add_marker(pytest.mark.xdist_group(name))
+    items.sort(key=order)  # stable: collection order within each key

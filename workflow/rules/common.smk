@@ -89,8 +89,9 @@ wildcard_constraints:
 
 # ---------------------------------------------------------------- resources
 # Every rule's requests come from the config's `resources` section (repaudit.resources holds
-# the defaults). They are rule resources and threads, never params: editing them reruns
-# nothing. The Slurm plugin turns them into sbatch --mem, -t, --gpus and --cpus-per-task.
+# the defaults). They are resources and threads, never params, so editing them reruns nothing.
+# The Slurm plugin turns them into sbatch --mem, -t, --gpus and --cpus-per-task. (Snakemake's
+# lint takes the words "rule" + anything + colon in a comment for a rule definition.)
 
 
 def job_resources(rule):
