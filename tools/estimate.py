@@ -95,12 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     config = yaml.safe_load(args.configfile.read_text())
-    try:
+    try:  # a one-line ``config error`` for a dataset size or hf model the estimate lacks
         sizes = dataset_sizes(config)
-    except ValueError as err:
-        sys.exit(str(err))
-    jobs = planned_jobs(args.configfile, config)
-    try:
+        jobs = planned_jobs(args.configfile, config)
         calib = calibrate(config, read_sheet(config), args.batch, args.time_budget)
     except ValueError as err:
         sys.exit(str(err))
