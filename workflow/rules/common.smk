@@ -91,7 +91,7 @@ wildcard_constraints:
 # Every rule's requests come from the config's `resources` section (repaudit.resources holds
 # the defaults). They are resources and threads, never params, so editing them reruns nothing.
 # The Slurm plugin turns them into sbatch --mem, -t, --gpus and --cpus-per-task. (Snakemake's
-# lint takes the words "rule" + anything + colon in a comment for a rule definition.)
+# lint reads the word rule, a space, then a colon later on one line as a rule definition.)
 
 
 def job_resources(rule):
