@@ -7,28 +7,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see workflow/rules/common
 
 
 def pytest_collection_modifyitems(config, items):
-    """Groups and order for `make test`'s pytest-xdist run (`-n auto --dist loadgroup`).
+    """Test order for `make test`'s pytest-xdist run (`-n auto --dist loadfile
+    --no-loadscope-reorder`: each file on one worker, files handed out in this order).
 
-    Tests that use the session's tiny run form one group (one worker computes the run once);
-    each other workflow module is a group (its module fixture is built once); unit tests are
-    free. The tiny-run group goes first so that this long chain starts at once, and the Slurm
-    test goes last in it: once Slurm is installed and stopped, the Slurm executor plugin's
-    import-time `scontrol show config` waits about 9 s in every later Snakemake start.
+    Workflow files come first, those reading the session's tiny run first of all (the first
+    worker to need it computes it, the others wait for it: tests/workflow/conftest.py), so that
+    this long chain starts at once; the Slurm test comes last of the workflow files (it installs
+    and starts Slurm). Unit tests fill the workers after.
     """
-    import pytest
-
-    def group(item):
-        if "tiny_run" in item.fixturenames:
-            return "tiny_run"
-        if item.path.parent.name == "workflow":
-            return item.path.stem
-        return None
+    tiny_files = {item.path for item in items if "tiny_run" in item.fixturenames}
 
     def order(item):
-        name = group(item)
-        return (name != "tiny_run", name is None, item.path.stem == "test_slurm")
+        workflow = item.path.parent.name == "workflow"
+        return (not workflow, item.path.stem == "test_slurm", item.path not in tiny_files)
 
-    for item in items:
-        if name := group(item):
-            item.add_marker(pytest.mark.xdist_group(name))
     items.sort(key=order)  # stable: collection order within each key

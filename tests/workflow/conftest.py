@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,8 +18,18 @@ BIN = Path(sys.executable).parent
 TRACKED = ("Snakefile", "workflow", "config", "envs", "src", "notebooks", "pyproject.toml")
 
 
-def snakemake_env() -> dict:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+# The Slurm executor plugin runs `scontrol show config` whenever Snakemake starts; where Slurm
+# is installed but not running (after test_slurm stopped its cluster) that call waits 9 s. Local
+# runs find this stub first on PATH instead, which fails at once (the plugin then skips it).
+NO_SLURM = Path(tempfile.mkdtemp(prefix="repaudit-no-slurm-"))
+(NO_SLURM / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+(NO_SLURM / "scontrol").chmod(0o755)
+
+
+def snakemake_env(slurm: bool = False) -> dict:
+    """The environment of a Snakemake run: the venv first on PATH; Slurm's tools only if asked."""
+    path = [str(BIN), *([] if slurm else [str(NO_SLURM)]), os.environ["PATH"]]
+    env = dict(os.environ, PATH=os.pathsep.join(path))
     env.pop("PYTHONPATH", None)
     return env
 
@@ -93,9 +105,24 @@ def job_counts(stdout: str) -> Counter:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny workflow (config/test.yaml) run locally, plus its report."""
-    work = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
-    snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
-    snakemake(work, "--cores", "1", "--configfile", "config/test.yaml",
-              "--report", "results/report.html")  # fmt: skip
+    """The whole tiny workflow (config/test.yaml) run locally, plus its report.
+
+    Computed once per pytest run: under pytest-xdist the workers share the run's temporary
+    directory, the first worker to ask computes it under a file lock, and the others wait for it
+    and read it (tests only read it, or copy it).
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the directory above every worker's own
+    work, done = root / "tiny" / "repo", root / "tiny" / "done"
+    work.parent.mkdir(exist_ok=True)
+    with open(root / "tiny.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(work, ignore_errors=True)  # a worker that failed before us
+            copy_repo(work)
+            snakemake(work, "--cores", "2", "--configfile", "config/test.yaml")
+            snakemake(work, "--cores", "1", "--configfile", "config/test.yaml",
+                      "--report", "results/report.html")  # fmt: skip
+            done.touch()
     return work

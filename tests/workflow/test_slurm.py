@@ -260,7 +260,11 @@ def test_tiny_workflow_on_slurm_matches_local(slurm_cluster, tiny_run, tmp_path)
         work = copy_run(tiny_run, tmp_path / "repo", SEED)
     else:
         work = _copy_workflow(tiny_run, tmp_path / "repo")
-    env = {k: v for k, v in snakemake_env().items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    env = {
+        k: v
+        for k, v in snakemake_env(slurm=True).items()
+        if not k.startswith(("SLURM_", "SBATCH_"))
+    }
     # the profile reads account and partition from Slurm's own variables
     env.update(SBATCH_ACCOUNT="ci", SBATCH_PARTITION="debug")
 
