@@ -30,6 +30,8 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from repaudit.io import file_sha256
+
 CACHE_ENV = "REPAUDIT_CHECKPOINT_CACHE"
 SCHEMES = ("https", "http", "file")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -92,15 +94,6 @@ def cache_path(url: str, cache: str | os.PathLike | None = None) -> Path:
     name = Path(urllib.parse.urlsplit(url).path).name or "checkpoint"
     key = hashlib.sha256(url.encode()).hexdigest()[:16]
     return Path(cache if cache is not None else cache_dir()) / f"{key}-{name}"
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: str | os.PathLike, expected: str, source: str = "") -> str:
