@@ -171,12 +171,16 @@ def fetch_hf(entries: list[tuple[str, str]]) -> list[str]:
     failed = []
     for name, revision in entries:
         try:
-            snapshot_download(name, revision=revision, allow_patterns=HF_PATTERNS)
+            path = snapshot_download(name, revision=revision, allow_patterns=HF_PATTERNS)
         except Exception as err:  # report every failure, fetch the rest
             failed.append(f"{name}@{revision}")
             print(f"FAILED {name}@{revision}: {type(err).__name__}: {err}", file=sys.stderr)
         else:
             print(f"{name}@{revision}", flush=True)
+            # the cache keeps each snapshot under its commit: a branch or tag names that commit
+            commit = Path(path).name
+            if commit != revision:
+                print(f"  {name}: {revision} is commit {commit}; put it in the sheet's tag to pin")
     return failed
 
 

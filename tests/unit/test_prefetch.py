@@ -218,6 +218,7 @@ def test_hf_rows_are_snapshot_downloaded_at_their_revision(tmp_path, capsys, mon
         assert "*.safetensors" in allow_patterns and "*.json" in allow_patterns
         if revision != "main":
             raise OSError("no such revision")
+        return str(tmp_path / "hub" / "snapshots" / ("ab" * 20))  # main's commit
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", download)
     assert prefetch.main([str(sheet)]) == 1
@@ -226,7 +227,9 @@ def test_hf_rows_are_snapshot_downloaded_at_their_revision(tmp_path, capsys, mon
         ("microsoft/beit-base-patch16-224", "0" * 40),
     ]
     captured = capsys.readouterr()
-    assert captured.out.split() == ["facebook/data2vec-vision-base@main"]
+    lines = captured.out.splitlines()
+    assert lines[0] == "facebook/data2vec-vision-base@main"
+    assert f"main is commit {'ab' * 20}" in lines[1] and len(lines) == 2
     assert "FAILED microsoft/beit-base-patch16-224@" in captured.err
 
 
