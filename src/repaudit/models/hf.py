@@ -6,7 +6,7 @@ model is wrapped as an :class:`HFBackbone` that splits it into the same trunk as
 step 0 is the patch embedding (with class/register tokens and positions), step l the l-th
 transformer block, so layer l equals ``hidden_states[l]`` of ``output_hidden_states=True``
 (checked on a random image when the encoder is built) and ``forward_from`` runs the remaining
-blocks, as Euclidean convexity (Tětková et al. 2025, arXiv 2411.04427) and the Jacobians need.
+blocks, as Euclidean convexity (Tětková et al. 2025, arXiv 2305.17154) and the Jacobians need.
 
 Supported are the ViT-style models whose blocks run one after another on the token sequence:
 ViT, DeiT, DINOv2 (Oquab et al. 2023, arXiv 2304.07193), BEiT (Bao et al. 2021,
