@@ -57,15 +57,8 @@ CONCEPTS = 64
 ELEMENTWISE_S = 1e-9
 GRI_EXACT_MAX_N, GRI_PAIRS = 20000, 1_000_000  # repaudit.metrics.concepts.cross_model_gri
 OVERHEAD_MB = 2000  # Python, torch and library imports of one job
-# Sizes of the torchvision datasets the loaders support: (train, test)
-TORCHVISION_SIZES = {
-    "CIFAR10": (50000, 10000),
-    "CIFAR100": (50000, 10000),
-    "MNIST": (60000, 10000),
-    "FashionMNIST": (60000, 10000),
-    "SVHN": (73257, 26032),
-    "STL10": (5000, 8000),
-}
+# Sizes (train, test) of the fixed-size torchvision datasets repaudit.data.loaders reads
+TORCHVISION_SIZES = {"CIFAR10": (50000, 10000), "CIFAR100": (50000, 10000)}
 
 
 @dataclass(frozen=True)
@@ -456,7 +449,8 @@ def build_model(architecture: str, kwargs: Mapping, weights: str = "", tag: str 
     folder or the HF cache), else the timm model of the same shape (HF_STANDINS).
     """
     import timm
-    import torch
+
+    from repaudit.models.factory import use_cifar_stem
 
     kwargs = dict(kwargs)
     if weights == "hf":
@@ -485,9 +479,8 @@ def build_model(architecture: str, kwargs: Mapping, weights: str = "", tag: str 
             model = timm.create_model(architecture, pretrained=False, num_classes=0, **kwargs)
         except TypeError:
             model = timm.create_model(architecture, pretrained=False, num_classes=0)
-        if cifar_stem:  # 3x3 stride-1 first conv, no max-pool (the zoo's CIFAR ResNet stem)
-            model.conv1 = torch.nn.Conv2d(3, model.conv1.out_channels, 3, 1, 1, bias=False)
-            model.maxpool = torch.nn.Identity()
+        if cifar_stem:  # the zoo's own stem swap, so the counted network is the trained one
+            use_cifar_stem(model)
     # no parameter needs a gradient: FlopCounterMode's module tracker otherwise hooks tensors
     # derived from parameters (SigLIP's attention-pool latent), which inference mode leaves
     # without a grad_fn
