@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 # timm or transformers import huggingface_hub, which reads it once.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from repaudit.config import read_sheet as read_tsv  # noqa: E402
 from repaudit.estimate import calibrate, dataset_sizes, estimate_table, format_table  # noqa: E402
 
 LINKED = ("Snakefile", "workflow", "src", "config", "envs")
@@ -51,9 +52,8 @@ def scaffold(config: dict, work: Path) -> None:
 
 
 def read_sheet(config: dict) -> pd.DataFrame:
-    return pd.read_csv(
-        ROOT / config["models"], sep="\t", dtype=str, keep_default_na=False, comment="#"
-    )
+    """The config's model sheet (comment lines skipped, `#sha256=` fragments kept)."""
+    return read_tsv(ROOT / config["models"])
 
 
 def planned_jobs(configfile: Path, config: dict) -> list[tuple[str, dict[str, str]]]:
