@@ -31,6 +31,8 @@ __all__ = [
     "dyadic_mean",
     "fisher_z_ci",
     "holm",
+    "icc_oneway",
+    "icc_seed_blocked",
     "mcnemar_exact",
     "mde_correlation",
     "mde_t",
@@ -1010,4 +1012,66 @@ def icc_oneway(values, cells, strata=None) -> dict[str, float]:
         "icc": float(icc),
         "between_sd": float(np.sqrt(max(0.0, (msb - msw) / n0))),
         "within_sd": float(np.sqrt(msw)),
+    }
+
+
+def icc_seed_blocked(values, cells, seeds, strata) -> dict[str, float]:
+    """ICC of cells within strata when replicates are paired by seed (randomised blocks).
+
+    The zoo starts every objective of an architecture from the same seeded initialisation, so
+    seed *s* is a block shared by all cells of a stratum (architecture): its effect shifts every
+    objective's replicate alike and cancels from any comparison of the stratum's cell means over
+    the same seeds, which is what a claim controlling architecture makes. A one-way ANOVA
+    (:func:`icc_oneway`) counts that shared shift as noise; here a two-way ANOVA per stratum
+    (cells × seeds, one value each, on the seeds every cell of the stratum has) separates it,
+    and the noise is the cell × seed interaction. Sums of squares are pooled over strata.
+
+    Returns ``icc`` = (MSC − MSE) / (MSC + (b0 − 1) MSE), the consistency ICC(C,1) of McGraw &
+    Wong (1996) with seeds as the raters; ``between_sd`` = sqrt(max(0, (MSC − MSE) / b0)) (SD of
+    true cell effects within strata); ``within_sd`` = sqrt(MSE) (seed noise of a cell relative
+    to its stratum's seed block); ``block_sd`` = sqrt(max(0, (MSB − MSE) / c0)) (SD of the seed
+    effect the cells of a stratum share); ``n_cells`` and ``n_replicates`` used. ``b0``/``c0``:
+    seeds/cells per stratum, averaged with the degrees-of-freedom weights. NaN where no stratum
+    has two cells sharing two seeds.
+    """
+    y = _vector(values, "values")
+    df = pd.DataFrame({"y": y, "cell": np.asarray(cells), "seed": np.asarray(seeds)})
+    df["stratum"] = np.asarray(strata)
+    if len(df) != len(y):
+        raise ValueError("values, cells, seeds and strata must have one entry per replicate")
+    if df.groupby("cell")["stratum"].nunique().max() > 1:
+        raise ValueError("strata must be constant within each cell (cells nested in strata)")
+    if df.duplicated(["cell", "seed"]).any():
+        raise ValueError("one value per (cell, seed) expected")
+    ss = dict.fromkeys(["cell", "seed", "error", "df_cell", "df_seed", "df_error"], 0.0)
+    b_weighted = c_weighted = 0.0
+    n_cells = n_replicates = 0
+    for _, part in df.groupby("stratum"):
+        table = part.pivot(index="cell", columns="seed", values="y").dropna(axis=1)
+        c, b = table.shape
+        if c < 2 or b < 2:
+            continue
+        Y = table.to_numpy(dtype=float)
+        grand, rows, cols = Y.mean(), Y.mean(axis=1), Y.mean(axis=0)
+        ss["cell"] += b * float(((rows - grand) ** 2).sum())
+        ss["seed"] += c * float(((cols - grand) ** 2).sum())
+        ss["error"] += float(((Y - rows[:, None] - cols[None, :] + grand) ** 2).sum())
+        ss["df_cell"], ss["df_seed"] = ss["df_cell"] + c - 1, ss["df_seed"] + b - 1
+        ss["df_error"] += (c - 1) * (b - 1)
+        b_weighted, c_weighted = b_weighted + b * (c - 1), c_weighted + c * (b - 1)
+        n_cells, n_replicates = n_cells + c, n_replicates + c * b
+    out = {"n_cells": float(n_cells), "n_replicates": float(n_replicates)}
+    if ss["df_error"] < 1:
+        nan = {"icc": np.nan, "between_sd": np.nan, "within_sd": np.nan, "block_sd": np.nan}
+        return {**out, **nan}
+    msc, msb = ss["cell"] / ss["df_cell"], ss["seed"] / ss["df_seed"]
+    mse = ss["error"] / ss["df_error"]
+    b0, c0 = b_weighted / ss["df_cell"], c_weighted / ss["df_seed"]
+    denominator = msc + (b0 - 1) * mse
+    return {
+        **out,
+        "icc": float((msc - mse) / denominator) if denominator > 0 else np.nan,
+        "between_sd": float(np.sqrt(max(0.0, (msc - mse) / b0))),
+        "within_sd": float(np.sqrt(mse)),
+        "block_sd": float(np.sqrt(max(0.0, (msb - mse) / c0))),
     }

@@ -18,14 +18,19 @@ def claim(cid: str, *metrics: str) -> Claim:
     return Claim(cid, "paper", "statement", "model", "correlation", params, Rule("direction", ""))
 
 
-def zoo_table(rng, *, objective_sd: float, seed_sd: float, metric: str) -> pd.DataFrame:
-    """One value per replicate at the final layer, plus a shallower layer that must be ignored."""
+def zoo_table(
+    rng, *, objective_sd: float, seed_sd: float, metric: str, shared_seed_sd: float = 0.0
+) -> pd.DataFrame:
+    """One value per replicate at the final layer, plus a shallower layer that must be ignored.
+    ``shared_seed_sd``: a seed effect common to all objectives of an architecture (the zoo's
+    shared initialisation)."""
     rows = []
     for arch_effect, arch in zip(rng.normal(scale=10, size=3), ARCHS, strict=True):
+        shared = dict(zip(SEEDS, rng.normal(scale=shared_seed_sd, size=len(SEEDS)), strict=True))
         for obj in OBJECTIVES:
             cell_mean = arch_effect + rng.normal(scale=objective_sd)
             for seed in SEEDS:
-                value = cell_mean + rng.normal(scale=seed_sd)
+                value = cell_mean + shared[seed] + rng.normal(scale=seed_sd)
                 for layer, index, v in (("0", 0, rng.normal()), ("final", 1, value)):
                     rows.append(
                         {
@@ -69,6 +74,23 @@ def test_reliability_separates_a_discriminative_measure_from_seed_noise():
     summary = pd.DataFrame({"claim": ["C1", "C9"]})
     flags = flag_unreliable(summary, rel.reset_index())
     assert flags.iloc[0].startswith("noise@pretrained (ICC ") and flags.iloc[1] == ""
+
+
+def test_a_seed_effect_shared_by_an_architectures_objectives_is_not_noise():
+    """Seeds paired across objectives (same initialisation): a large shared seed effect drags
+    the one-way ICC down, but cancels from within-architecture comparisons of cell means, so
+    the seed-blocked ICC still sees objectives that differ by 1 against 0.2 of seed noise."""
+    rng = np.random.default_rng(2)
+    SEEDS[:] = [0, 1, 2]
+    try:
+        table = zoo_table(rng, objective_sd=1.0, seed_sd=0.2, metric="m", shared_seed_sd=3.0)
+    finally:
+        SEEDS[:] = [0, 1]
+    row = reliability_table(table, [claim("C1", "m")]).iloc[0]
+    assert row["icc_within_architecture"] > 0.9 and row["reliable"]
+    assert row["icc_within_architecture_unpaired"] < 0.5
+    assert row["shared_seed_sd"] == pytest.approx(3.0, rel=0.6)
+    assert row["within_sd_within_architecture"] == pytest.approx(0.2, rel=0.5)
 
 
 def test_unreplicated_zoos_give_no_icc():

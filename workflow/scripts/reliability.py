@@ -13,13 +13,15 @@ claims = load_claims(yaml.safe_load(Path(snakemake.input.registry).read_text()),
 table = reliability_table(read_table(snakemake.input.metrics), claims, min_icc=p.min_icc)
 for row in table.itertuples():
     log.info(
-        "%s/%s %s@%s: ICC %.2f, within architecture %.2f (%d cells, %d replicates)",
+        "%s/%s %s@%s: ICC %.2f, within architecture %.2f seed-blocked, %.2f unpaired"
+        " (%d cells, %d replicates)",
         row.dataset,
         row.metric,
         row.variant,
         row.stage,
         row.icc,
         row.icc_within_architecture,
+        row.icc_within_architecture_unpaired,
         row.n_cells,
         row.n_replicates,
     )

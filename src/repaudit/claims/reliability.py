@@ -3,9 +3,15 @@
 A cross-model claim can only find what its measures separate. With seed replicates of every
 design cell (architecture × objective), a one-way ANOVA splits a metric's variance into
 between-cell and within-cell (seed) parts: ICC(1) = between / (between + within) (Shrout &
-Fleiss 1979; Bouthillier et al. 2021 for seed variance in ML benchmarks). Claims control
-architecture, so the ICC that matters is the one *within* architecture: objectives of one
-architecture against their seeds (:func:`repaudit.stats.icc_oneway` with architecture strata).
+Fleiss 1979; Bouthillier et al. 2021 for seed variance in ML benchmarks); that is ``icc``, over
+all cells. Claims control architecture, so the ICC that matters is the one *within*
+architecture, and there the seeds are paired: every objective of an architecture starts from
+the same seeded initialisation, so a seed's effect that all objectives share cancels from the
+claims' comparisons of cell means (each averages the same seeds).
+``icc_within_architecture`` is therefore the seed-blocked ICC
+(:func:`repaudit.stats.icc_seed_blocked`: objectives against the objective × seed noise);
+``icc_within_architecture_unpaired`` is the one-way figure that counts the shared seed effect
+(``shared_seed_sd``) as noise, the reliability a comparison across different seeds would have.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from repaudit.claims.registry import Claim
-from repaudit.stats import icc_oneway
+from repaudit.stats import icc_oneway, icc_seed_blocked
 
 KEYS = ["dataset", "stage", "layer", "metric", "variant"]
 COLUMNS = [
@@ -29,7 +35,10 @@ COLUMNS = [
     "within_sd",
     "icc",
     "between_sd_within_architecture",
+    "within_sd_within_architecture",
+    "shared_seed_sd",
     "icc_within_architecture",
+    "icc_within_architecture_unpaired",
     "reliable",
     "used_by",
 ]
@@ -62,7 +71,8 @@ def _encoder_values(rows: pd.DataFrame) -> pd.DataFrame:
     mean over classes (per-class recalls)."""
     if "class" in rows and rows["class"].isna().any():
         rows = rows[rows["class"].isna()]
-    return rows.groupby(["model", "cell", "architecture"], as_index=False)["value"].mean()
+    keys = ["model", "cell", "architecture", "seed"]
+    return rows.groupby(keys, as_index=False)["value"].mean()
 
 
 def reliability_table(
@@ -75,8 +85,9 @@ def reliability_table(
     """Seed reliability of every per-encoder metric the claims use, at its final layer.
 
     One row per (dataset, stage, metric, variant): ``sd`` over all encoders, the variance
-    components and ICCs over all cells (``icc``) and within architecture
-    (``icc_within_architecture``), and ``reliable`` = ``icc_within_architecture >= min_icc``.
+    components and ICCs over all cells (``icc``) and within architecture with seeds as blocks
+    (``icc_within_architecture``; the one-way figure beside it), and ``reliable`` =
+    ``icc_within_architecture >= min_icc``.
     Only replicated encoders count (a training seed, i.e. zoo and random-init rows); pairwise
     metrics (``model_b``) are not per-encoder and are left out. ``exclude_objectives``: the
     random-init controls are not in most claims' population, and their distance from every
@@ -100,7 +111,10 @@ def reliability_table(
         group = group[final]
         values = _encoder_values(group)
         overall = icc_oneway(values["value"], values["cell"])
-        within = icc_oneway(values["value"], values["cell"], values["architecture"])
+        within = icc_seed_blocked(
+            values["value"], values["cell"], values["seed"], values["architecture"]
+        )
+        unpaired = icc_oneway(values["value"], values["cell"], values["architecture"])
         icc_w = within["icc"]
         rows.append(
             {
@@ -117,7 +131,10 @@ def reliability_table(
                 "within_sd": overall["within_sd"],
                 "icc": overall["icc"],
                 "between_sd_within_architecture": within["between_sd"],
+                "within_sd_within_architecture": within["within_sd"],
+                "shared_seed_sd": within["block_sd"],
                 "icc_within_architecture": icc_w,
+                "icc_within_architecture_unpaired": unpaired["icc"],
                 "reliable": bool(icc_w >= min_icc) if np.isfinite(icc_w) else pd.NA,
                 "used_by": ",".join(used[metric]),
             }
