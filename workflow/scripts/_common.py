@@ -1,12 +1,13 @@
 """Plumbing shared by the workflow scripts: log redirection, threads, model specs."""
 
 import logging
+import os
 import signal
 import sys
 
 
 def start(snakemake) -> logging.Logger:
-    """Send stdout/stderr (tqdm included) and logging to the rule's log; set torch threads."""
+    """Send stdout/stderr (tqdm included) and logging to the rule's log; limit threads."""
     # SIGTERM (Ctrl-C, scancel, a killed snakemake) unwinds like an exception, so atomic
     # writers remove their temporary files instead of leaving them behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -15,13 +16,32 @@ def start(snakemake) -> logging.Logger:
     logging.basicConfig(
         stream=log, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
     )
+    limit_threads(max(1, int(snakemake.threads)))
+    return logging.getLogger(snakemake.rule)
+
+
+def limit_threads(n: int) -> None:
+    """Hold every thread pool of the job to its Snakemake threads.
+
+    OpenBLAS, OpenMP and numba start one thread per core by default, and OpenBLAS's idle
+    threads spin: two 1-thread jobs on two cores then fight for them (measured: a graph
+    convexity job took 40 % more CPU time). Pools already loaded are limited now; libraries
+    loaded later read the environment.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+    numba = sys.modules.get("numba")  # only where a library loaded it
+    if numba is not None:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:  # the stats and plots envs have no torch
         import torch
     except ImportError:
         pass
     else:
-        torch.set_num_threads(max(1, int(snakemake.threads)))
-    return logging.getLogger(snakemake.rule)
+        torch.set_num_threads(n)
 
 
 def model_spec(snakemake):
