@@ -205,6 +205,26 @@ def test_model_dtype_untouched_and_float64_model_supported():
     np.testing.assert_allclose(s.numpy(), sv, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["vit", "cnn"])
+def test_explicit_jacobian_path_matches_matrix_free(name, request, images, monkeypatch):
+    # Narrow embeddings build J once (D_out VJPs); the products J·W, Jᵀ·Q and J·v are the same
+    # as the matrix-free JVPs/VJPs up to float32 rounding.
+    f = request.getfixturevalue(name)
+    with torch.no_grad():
+        n_out = f.eval()(images[:1]).shape[1]
+    assert S._explicit_is_cheaper(2, images[0].numel(), n_out, 32, 5)
+    s_explicit = S.jacobian_singular_values(f, images, k=8, power_iters=2, seed=1)
+    table = S.sensitivity_table(f, images, k=8, power_iters=2, n_probes=4, seed=1)
+    monkeypatch.setattr(S, "_EXPLICIT_JACOBIAN_BYTES", 0)
+    assert not S._explicit_is_cheaper(2, images[0].numel(), n_out, 32, 5)
+    s_free = S.jacobian_singular_values(f, images, k=8, power_iters=2, seed=1)
+    np.testing.assert_allclose(s_explicit.numpy(), s_free.numpy(), rtol=1e-4)
+    free = S.sensitivity_table(f, images, k=8, power_iters=2, n_probes=4, seed=1)
+    np.testing.assert_allclose(table.value, free.value, rtol=1e-5)
+    rel = S.relative_jacobian_frobenius(f, images, n_probes=4, seed=1)
+    assert table.value[1] == pytest.approx(rel, rel=1e-5)
+
+
 # ---------------------------------------------------------------- invariances, determinism
 
 

@@ -224,28 +224,91 @@ def _orth(a: torch.Tensor) -> torch.Tensor:
     return torch.linalg.qr(a.to(torch.float64), mode="reduced").Q
 
 
+def _jacobian(fn: Fn, x: torch.Tensor, n_out: int, chunk_size: int = 64):
+    """f(x) (B, D_out) and the full Jacobians J(x_b) (B, D_out, D_in), float32.
+
+    One forward; the rows Jᵀe_j come from VJPs vmapped over chunks of the output basis (the
+    cotangent e_j is shared by the batch, whose Jacobian is block-diagonal) [D].
+    """
+    b, n_in = x.shape[0], x[0].numel()
+    y, vjp_fn = vjp(fn, x)
+    jac = torch.empty(b, n_out, n_in, dtype=torch.float32, device=x.device)
+    eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
+    for j0 in range(0, n_out, chunk_size):
+        basis = eye[j0 : j0 + chunk_size]  # (c, D_out)
+        u = basis.T.unsqueeze(0).expand(b, n_out, basis.shape[0])
+        jac[:, j0 : j0 + basis.shape[0]] = _vjp_batch(vjp_fn, x, u).transpose(1, 2)
+    return y.detach(), jac
+
+
+# Largest Jacobian batch (B·D_out·D_in float32) built explicitly for the range finder [D].
+_EXPLICIT_JACOBIAN_BYTES = 1 << 30
+
+
+def _explicit_is_cheaper(b: int, n_in: int, n_out: int, k: int, power_iters: int) -> bool:
+    """Whether to build J (D_out VJPs) instead of the k(1+q) JVPs + k(1+q) VJPs of the range finder.
+
+    Both give the same estimator (the same products J·W, Jᵀ·Q, up to float32 rounding); the
+    explicit J wins for narrow embeddings (a vmapped JVP costs about two VJPs) when it fits.
+    """
+    return n_out <= 2 * k * (1 + power_iters) and b * n_out * n_in * 4 <= _EXPLICIT_JACOBIAN_BYTES
+
+
 def _range_finder_singular_values(
-    fn: Fn, x: torch.Tensor, k: int, power_iters: int, seed: int, first_index: int
+    fn: Fn,
+    x: torch.Tensor,
+    k: int,
+    power_iters: int,
+    seed: int,
+    first_index: int,
+    jac: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Top-k singular values of J(x_b) for a batch of images (B, k), float64, descending.
 
     Halko, Martinsson & Tropp (2011), Alg. 4.4 (randomized subspace iteration), with the
-    re-orthonormalisation after every product (Q = orth(Y), W = orth(Jᵀ Q)).
+    re-orthonormalisation after every product (Q = orth(Y), W = orth(Jᵀ Q)). The products use
+    ``jac`` (B, D_out, D_in) when given, else matrix-free JVPs/VJPs.
     """
     n_in = x[0].numel()
     idx = range(first_index, first_index + x.shape[0])
     omega = _probes(n_in, k, seed, idx, _STREAM_RANGE_FINDER)
     w = _orth(omega.to(x.device))
-    _, vjp_fn = vjp(fn, x)  # one forward; the VJP closure is reused 1 + power_iters times
+    if jac is not None:
+        jt = jac.transpose(1, 2)
 
-    y = _jvp_batch(fn, x, w)
+        def jprod(v):
+            return jac @ v.to(jac.dtype)
+
+        def jtprod(u):
+            return jt @ u.to(jac.dtype)
+
+    else:
+        _, vjp_fn = vjp(fn, x)  # one forward; the VJP closure is reused 1 + power_iters times
+
+        def jprod(v):
+            return _jvp_batch(fn, x, v)
+
+        def jtprod(u):
+            return _vjp_batch(vjp_fn, x, u)
+
+    y = jprod(w)
     for _ in range(power_iters):
         q = _orth(y)
-        w = _orth(_vjp_batch(vjp_fn, x, q))
-        y = _jvp_batch(fn, x, w)
+        w = _orth(jtprod(q))
+        y = jprod(w)
     q = _orth(y)
-    bt = _vjp_batch(vjp_fn, x, q).to(torch.float64)  # (B, D_in, k) = (Qᵀ J)ᵀ
+    bt = jtprod(q).to(torch.float64)  # (B, D_in, k) = (Qᵀ J)ᵀ
     return torch.linalg.svdvals(bt)
+
+
+def _range_finder_batch(
+    fn: Fn, x: torch.Tensor, n_out: int, k: int, power_iters: int, seed: int, first_index: int
+) -> torch.Tensor:
+    """:func:`_range_finder_singular_values` through the explicit Jacobian when cheaper."""
+    jac = None
+    if _explicit_is_cheaper(x.shape[0], x[0].numel(), n_out, k, power_iters):
+        jac = _jacobian(fn, x, n_out)[1]
+    return _range_finder_singular_values(fn, x, k, power_iters, seed, first_index, jac)
 
 
 def _check_k(k: int, n_in: int, n_out: int) -> None:
@@ -306,7 +369,9 @@ def jacobian_singular_values(
         Q = orth(Y);  B = Qᵀ J;  s = svdvals(B)
 
     k(2 + 2q) Jacobian–vector products per image (384 for k = 32, q = 5), computed with
-    ``torch.func.jvp`` / ``torch.func.vjp`` vmapped over the k probes and batched over images.
+    ``torch.func.jvp`` / ``torch.func.vjp`` vmapped over the k probes and batched over images,
+    or, when D_out <= 2k(1 + q) and the batch's J fits in 1 GiB, as matrix products with J built
+    from D_out VJPs (cheaper for narrow embeddings; same products up to float32 rounding) [D].
     Products run in float32; orthonormalisation and the final SVD in float64.
 
     Parameters
@@ -339,7 +404,7 @@ def jacobian_singular_values(
         with torch.no_grad():
             n_out = _embed(fn, x[:1]).shape[1]
         _check_k(k, x[0].numel(), n_out)
-        s = _range_finder_singular_values(fn, x, k, power_iters, seed, 0).cpu()
+        s = _range_finder_batch(fn, x, n_out, k, power_iters, seed, 0).cpu()
     return s[0] if single else s
 
 
@@ -375,7 +440,7 @@ def jacobian_effective_rank_per_image(
         _check_k(k, x[0].numel(), n_out)
         for start in range(0, x.shape[0], batch_size):
             xb = x[start : start + batch_size].to(dev)
-            s = _range_finder_singular_values(fn, xb, k, power_iters, seed, start)
+            s = _range_finder_batch(fn, xb, n_out, k, power_iters, seed, start)
             out[start : start + xb.shape[0]] = _pr_rows(s.cpu())
     return out
 
@@ -433,15 +498,9 @@ def _exact_sv_batch(fn: Fn, x: torch.Tensor, n_out: int, chunk_size: int) -> tor
     Rows Jᵀe_j come from vmapped VJPs over chunks of the output basis; then G = J Jᵀ (float64,
     accumulated over input chunks) and s² = eigvalsh(G) [D].
     """
-    b, n_in = x.shape[0], x[0].numel()
-    _, vjp_fn = vjp(fn, x)
-    jac = torch.empty(b, n_out, n_in, dtype=torch.float32, device=x.device)
-    eye = torch.eye(n_out, dtype=x.dtype, device=x.device)
-    for j0 in range(0, n_out, chunk_size):
-        basis = eye[j0 : j0 + chunk_size]  # (c, D_out)
-        u = basis.T.unsqueeze(0).expand(b, n_out, basis.shape[0])
-        jac[:, j0 : j0 + basis.shape[0]] = _vjp_batch(vjp_fn, x, u).transpose(1, 2)
-    gram = torch.zeros(b, n_out, n_out, dtype=torch.float64, device=x.device)
+    n_in = x[0].numel()
+    jac = _jacobian(fn, x, n_out, chunk_size)[1]
+    gram = torch.zeros(x.shape[0], n_out, n_out, dtype=torch.float64, device=x.device)
     for c0 in range(0, n_in, 16384):  # bound the float64 working copy
         block = jac[:, :, c0 : c0 + 16384].to(torch.float64)
         gram += block @ block.transpose(1, 2)
@@ -525,13 +584,25 @@ def exact_jacobian_effective_rank(
 
 
 def _frobenius_batch(
-    fn: Fn, x: torch.Tensor, n_probes: int, seed: int, first_index: int
+    fn: Fn,
+    x: torch.Tensor,
+    n_probes: int,
+    seed: int,
+    first_index: int,
+    yjac: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Hutchinson ‖J‖²_F estimate, its standard error and ‖f(x)‖ for a batch of images."""
+    """Hutchinson ‖J‖²_F estimate, its standard error and ‖f(x)‖ for a batch of images.
+
+    ``yjac``: (f(x), J(x)) from :func:`_jacobian`, reused instead of new JVPs when given.
+    """
     idx = range(first_index, first_index + x.shape[0])
     v = _probes(x[0].numel(), n_probes, seed, idx, _STREAM_HUTCHINSON)
-    tangents = v.permute(2, 0, 1).reshape(n_probes, *x.shape).to(x.device)
-    y, jv = vmap(lambda t: jvp(fn, (x,), (t,)), out_dims=(None, 0))(tangents)
+    if yjac is not None:
+        y, jac = yjac
+        jv = (jac @ v.to(jac.device)).permute(2, 0, 1)  # (n_probes, B, D_out)
+    else:
+        tangents = v.permute(2, 0, 1).reshape(n_probes, *x.shape).to(x.device)
+        y, jv = vmap(lambda t: jvp(fn, (x,), (t,)), out_dims=(None, 0))(tangents)
     sq = (jv.to(torch.float64) ** 2).sum(-1)  # (n_probes, B): ‖J v‖²
     est = sq.mean(0)
     if n_probes > 1:
@@ -682,6 +753,49 @@ class _L2Normalised(torch.nn.Module):
         return y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
 
 
+def _jer_and_relative(f, inputs, k, power_iters, n_probes, seed, batch_size, device):
+    """{name: (mean JER, mean relative Frobenius)} for each image set of ``inputs``.
+
+    Same values as :func:`jacobian_effective_rank` and :func:`relative_jacobian_frobenius` (same
+    probe streams), in one model context; when the explicit Jacobian is cheaper, one Jacobian per
+    batch serves both the range finder and the Hutchinson probes.
+    """
+    k = _check_int(k, "k", 1)
+    power_iters = _check_int(power_iters, "power_iters", 0)
+    n_probes = _check_int(n_probes, "n_probes", 1)
+    batch_size = _check_int(batch_size, "batch_size", 1)
+    _check_seed(seed)
+    out = {}
+    with _differentiable_model(f, device) as fn:
+        dev = _model_device(f) if device is None else torch.device(device)
+        for name, x in inputs.items():
+            n, n_in = x.shape[0], x[0].numel()
+            with torch.no_grad():
+                n_out = _embed(fn, x[:1].to(dev)).shape[1]
+            _check_k(k, n_in, n_out)
+            jer, est, fnorm = (np.empty(n) for _ in range(3))
+            for start in range(0, n, batch_size):
+                xb = x[start : start + batch_size].to(dev)
+                yjac = None
+                if _explicit_is_cheaper(xb.shape[0], n_in, n_out, k, power_iters):
+                    yjac = _jacobian(fn, xb, n_out)
+                s = _range_finder_singular_values(
+                    fn, xb, k, power_iters, seed, start, None if yjac is None else yjac[1]
+                )
+                e, _, fn_norm = _frobenius_batch(fn, xb, n_probes, seed, start, yjac)
+                sl = slice(start, start + xb.shape[0])
+                jer[sl], est[sl], fnorm[sl] = (
+                    _pr_rows(s.cpu()),
+                    e.cpu().numpy(),
+                    fn_norm.cpu().numpy(),
+                )
+            if (fnorm <= 0).any():
+                raise ValueError("f(x) = 0 for some image; the relative sensitivity is undefined")
+            xnorm = torch.linalg.vector_norm(x.reshape(n, -1).to(torch.float64), dim=1).numpy()
+            out[name] = (float(np.mean(jer)), float(np.mean(np.sqrt(est) * xnorm / fnorm)))
+    return out
+
+
 def sensitivity_table(
     f: torch.nn.Module,
     images,
@@ -722,13 +836,11 @@ def sensitivity_table(
     models = {"": f, "_l2norm": _L2Normalised(f)} if l2_normalized else {"": f}
     rows = []
     for suffix, model in models.items():
-        for name, xi in inputs.items():
+        for name, (jer, rel) in _jer_and_relative(
+            model, inputs, k, power_iters, n_probes, seed, batch_size, device
+        ).items():
             variant = name + suffix
-            jer = jacobian_effective_rank(
-                model, xi, k, power_iters, seed, batch_size, device=device
-            )
             rows.append(("jacobian_effective_rank", variant, jer, k, power_iters, pd.NA))
-            rel = relative_jacobian_frobenius(model, xi, n_probes, seed, batch_size, device=device)
             rows.append(("relative_jacobian_frobenius", variant, rel, pd.NA, pd.NA, n_probes))
     df = pd.DataFrame(rows, columns=["metric", "variant", "value", "k", "power_iters", "n_probes"])
     df.insert(0, "layer", "final")
