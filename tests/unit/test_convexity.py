@@ -17,6 +17,7 @@ from repaudit.metrics.convexity import (
     ConvexityResult,
     _knn_lists_torch,
     _path_scores,
+    _shortest_path_trees,
     convexity_table,
     euclidean_convexity,
     euclidean_convexity_rows,
@@ -192,6 +193,10 @@ def test_bidirectional_search_equals_one_dijkstra_per_pair(seed):
     ref = one_dijkstra_per_pair(G, y, 0, a, b)
     np.testing.assert_array_equal(ours[1], ref[1])
     np.testing.assert_array_equal(ours[0], ref[0])
+    # paths read from the shortest-path trees of every vertex (the permutation baseline's)
+    tree = _path_scores(G, y, 0, a, b, _shortest_path_trees(G))
+    np.testing.assert_array_equal(tree[1], ref[1])
+    np.testing.assert_array_equal(tree[0], ref[0])
     assert 0 < ref[1].mean() < 1 or seed  # some seeds give disconnected pairs
 
 
@@ -223,6 +228,24 @@ def test_pair_scores_do_not_depend_on_thread_count():
         numba.set_num_threads(before)
     for c in one.pair_scores:
         np.testing.assert_array_equal(one.pair_scores[c], many.pair_scores[c])
+
+
+def test_table_with_shared_trees_equals_per_pair_searches(monkeypatch):
+    # The table keeps one set of shortest-path trees per layer for the score and every
+    # permutation; without them (large graphs) each pair gets its own bidirectional search.
+    rng = np.random.default_rng(21)
+    X, y = _blobs(50, rng.normal(size=(3, 8)) * 0.5, 1.0, rng)
+    feats = {"a": X, "b": X[:, :4]}
+    shared = convexity_table(feats, y, k=5, max_paths=300, n_permutations=3, seed=1)
+    chance = permutation_chance(X, y, k=5, max_paths=300, n_permutations=3, seed=1)
+    with monkeypatch.context() as m:
+        m.setattr("repaudit.metrics.convexity._TREES_MAX_N", 0)
+        assert _shortest_path_trees(knn_graph(X, k=5)) is None
+        searched = convexity_table(feats, y, k=5, max_paths=300, n_permutations=3, seed=1)
+        assert permutation_chance(X, y, k=5, max_paths=300, n_permutations=3, seed=1) == chance
+    pd.testing.assert_frame_equal(shared, searched)
+    row = shared[(shared.layer == "a") & (shared.metric == "graph_convexity_chance")]
+    assert row.value.item() == chance[0]
 
 
 @pytest.mark.parametrize("case", ["gaussian", "duplicates", "offset"])

@@ -28,7 +28,10 @@ vertices). The definitions follow the paper's released code; the implementation 
 equivalent: an exact kNN from float32 Gram tiles with certified float64 re-ranking, a sparse graph
 and one bidirectional Dijkstra per sampled pair (numba), which stops once the two frontiers prove
 the shortest path and so visits a small part of the graph instead of all of it (the path search
-no longer grows as N^2). An approximate kNN (NN-descent) is available and off by default.
+no longer grows as N^2). The permutation chance level relabels the same graph, so for
+graphs of up to 4,096 points :func:`convexity_table` and :func:`permutation_chance` run one
+full Dijkstra per vertex instead and read every labelling's paths from those trees (the same
+shortest paths). An approximate kNN (NN-descent) is available and off by default.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import torch
 
 from repaudit.metrics._common import as_features, as_labels
 from repaudit.metrics._knn import approximate_knn, exact_knn, knn_recall
-from repaudit.metrics._paths import pair_scores
+from repaudit.metrics._paths import _pop, _push, pair_scores
 
 __all__ = [
     "ConvexityResult",
@@ -64,6 +67,10 @@ _KNN_BLOCK_BYTES = 64 * 2**20
 # Extra kNN candidates re-ranked with exact distances; rows whose ranking cannot be certified
 # from them are redone exactly (see _knn_lists_torch).
 _KNN_MARGIN = 8
+# Largest graph whose shortest-path trees from every vertex are kept (n² int32 predecessors,
+# 64 MiB at the limit): one Dijkstra per source then serves every labelling of the graph (the
+# score and each permutation), instead of one search per sampled pair and labelling.
+_TREES_MAX_N = 4096
 # Queries on which an approximate kNN's recall@k is measured against exact neighbours.
 _RECALL_QUERIES = 2000
 _KNN_MODES = ("exact", "approximate")
@@ -358,18 +365,110 @@ def _build_graph(
 # graph convexity
 
 
+@numba.njit(cache=True)
+def _tree_chunk(indptr, indices, weights, lo, hi, pred):
+    # Full Dijkstra from each source s in lo..hi-1 (lazy-deletion heap); pred[s] is its tree.
+    n = indptr.size - 1
+    dist = np.empty(n, dtype=np.float64)
+    done = np.empty(n, dtype=np.bool_)
+    hk = np.empty(indices.size + 1, dtype=np.float64)
+    hv = np.empty(indices.size + 1, dtype=np.int64)
+    for s in range(lo, hi):
+        row = pred[s]
+        dist[:] = np.inf
+        done[:] = False
+        dist[s] = 0.0
+        hk[0], hv[0] = 0.0, s
+        size = 1
+        while size > 0:
+            d, u = hk[0], hv[0]
+            size = _pop(hk, hv, size)
+            if done[u]:
+                continue
+            done[u] = True
+            for j in range(indptr[u], indptr[u + 1]):
+                v = indices[j]
+                nd = d + weights[j]
+                if nd < dist[v]:
+                    dist[v] = nd
+                    row[v] = u
+                    size = _push(hk, hv, size, nd, v)
+
+
+@numba.njit(cache=True, parallel=True)
+def _all_trees(indptr, indices, weights, n_chunks):
+    """Shortest-path trees from every vertex: pred[s, v] = v's parent on the path s -> v
+    (-1 when unreachable or v == s). Sources are independent, so threads do not matter."""
+    n = indptr.size - 1
+    pred = np.full((n, n), -1, dtype=np.int32)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = min(n, c * step)
+        hi = min(n, lo + step)
+        if lo < hi:
+            _tree_chunk(indptr, indices, weights, lo, hi, pred)
+    return pred
+
+
+@numba.njit(cache=True)
+def _tree_pair_scores(pred, in_class, src, dst):
+    # The path src -> dst read backwards from src's tree; same scoring as pair_scores.
+    m = src.size
+    scores = np.empty(m, dtype=np.float64)
+    connected = np.empty(m, dtype=np.bool_)
+    for p in range(m):
+        s = src[p]
+        v = pred[s, dst[p]]
+        if v < 0:
+            scores[p] = 0.0
+            connected[p] = False
+            continue
+        connected[p] = True
+        n_int = 0
+        n_in = 0
+        while v != s:
+            n_int += 1
+            n_in += in_class[v]
+            v = pred[s, v]
+        scores[p] = 1.0 if n_int == 0 else n_in / n_int
+    return scores, connected
+
+
+def _shortest_path_trees(graph: sp.csr_matrix) -> np.ndarray | None:
+    """Predecessors (n, n) of the shortest-path trees from every vertex, or None when the
+    graph is too large to keep them (then each pair gets its own bidirectional search)."""
+    n = graph.shape[0]
+    if n > _TREES_MAX_N or graph.nnz == 0:
+        return None
+    return _all_trees(
+        graph.indptr.astype(np.int64),
+        graph.indices.astype(np.int64),
+        graph.data.astype(np.float64),
+        max(1, min(n, 4 * numba.get_num_threads())),
+    )
+
+
 def _path_scores(
-    graph: sp.csr_matrix, y: np.ndarray, c: int, a: np.ndarray, b: np.ndarray
+    graph: sp.csr_matrix,
+    y: np.ndarray,
+    c: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    trees: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score pairs (a, b) of class c on shortest paths; returns (scores, connected).
 
-    One bidirectional Dijkstra per distinct undirected pair (paths are symmetric, so (a, b) and
-    (b, a) share a search), searched from the smaller index; pairs run in parallel chunks, each
-    pair independently, so the result does not depend on the thread count.
+    Paths are symmetric, so (a, b) and (b, a) share one path, read from the smaller index.
+    With ``trees`` (:func:`_shortest_path_trees`) it is read from that vertex's tree; otherwise
+    one bidirectional Dijkstra per distinct undirected pair, in parallel chunks, each pair
+    independently, so the result does not depend on the thread count.
     """
     n = graph.shape[0]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keys, back = np.unique(lo * n + hi, return_inverse=True)
+    if trees is not None:
+        scores, connected = _tree_pair_scores(trees, (y == c).astype(np.int64), keys // n, keys % n)
+        return scores[back], connected[back]
     n_chunks = max(1, min(keys.size, 4 * numba.get_num_threads()))
     scores, connected = pair_scores(
         graph.indptr.astype(np.int64),
@@ -428,7 +527,12 @@ def _undefined(pairs: dict, class_sizes: dict, note: str) -> ConvexityResult:
 
 
 def _graph_convexity_on(
-    graph: sp.csr_matrix, y: np.ndarray, max_paths: int, seed: int, note: str
+    graph: sp.csr_matrix,
+    y: np.ndarray,
+    max_paths: int,
+    seed: int,
+    note: str,
+    trees: np.ndarray | None = None,
 ) -> ConvexityResult:
     pairs = sample_pairs(y, max_paths, ordered=True, seed=seed)
     sizes = {c: int((y == c).sum()) for c in pairs}
@@ -436,7 +540,7 @@ def _graph_convexity_on(
         return _undefined(pairs, sizes, note)
     scores, connected = {}, {}
     for c, (a, b) in pairs.items():
-        scores[c], connected[c] = _path_scores(graph, y, c, a, b)
+        scores[c], connected[c] = _path_scores(graph, y, c, a, b, trees)
     return _summarise(scores, sizes, connected)
 
 
@@ -542,7 +646,8 @@ def permutation_chance(
 
     Chance is not ``1/C``: direct edges score 1 and ``k`` shifts the level. The labels are
     permuted ``n_permutations`` times (class sizes kept) on the same kNN graph, which is built
-    once, and graph convexity is recomputed each time.
+    once (with its shortest paths, see :func:`_shortest_path_trees`), and graph convexity is
+    recomputed each time.
 
     Parameters
     ----------
@@ -565,11 +670,17 @@ def permutation_chance(
     max_paths = _check_positive_int("max_paths", max_paths)
     n_permutations = _check_positive_int("n_permutations", n_permutations)
     graph, _ = _build_graph(X, k, device, _check_knn(knn), seed)
-    return _chance_on(graph, y, max_paths, n_permutations, seed)
+    trees = _shortest_path_trees(graph)  # the graph is the same for every permutation
+    return _chance_on(graph, y, max_paths, n_permutations, seed, trees)
 
 
 def _chance_on(
-    graph: sp.csr_matrix, y: np.ndarray, max_paths: int, n_permutations: int, seed: int
+    graph: sp.csr_matrix,
+    y: np.ndarray,
+    max_paths: int,
+    n_permutations: int,
+    seed: int,
+    trees: np.ndarray | None = None,
 ) -> tuple[float, float]:
     if graph.nnz == 0:
         return math.nan, math.nan
@@ -578,7 +689,7 @@ def _chance_on(
     for child in children:
         rng = np.random.default_rng(child)
         perm_seed = int(rng.integers(2**63 - 1))
-        res = _graph_convexity_on(graph, rng.permutation(y), max_paths, perm_seed, "")
+        res = _graph_convexity_on(graph, rng.permutation(y), max_paths, perm_seed, "", trees)
         scores.append(res.score)
     sd = float(np.std(scores, ddof=1)) if n_permutations > 1 else math.nan
     return float(np.mean(scores)), sd
@@ -790,7 +901,9 @@ def convexity_table(
         y = _check_labels(labels, X.shape[0], "labels")
         graph, recall = _build_graph(X, k, device, knn, seed)
         note = _no_edge_note(X) if graph.nnz == 0 else ""
-        res = _graph_convexity_on(graph, y, max_paths, seed, note)
+        # One set of shortest paths serves the score and every permutation of the labels.
+        trees = _shortest_path_trees(graph) if n_permutations else None
+        res = _graph_convexity_on(graph, y, max_paths, seed, note, trees)
         params = dict(k=k, max_paths=max_paths, n_samples=int(X.shape[0]), seed=seed)
         params.update(knn=knn, knn_recall=float(recall))
         params["n_permutations"] = 0
@@ -806,7 +919,7 @@ def convexity_table(
             params,
         )
         if n_permutations:
-            mean, sd = _chance_on(graph, y, max_paths, int(n_permutations), seed)
+            mean, sd = _chance_on(graph, y, max_paths, int(n_permutations), seed, trees)
             params["n_permutations"] = int(n_permutations)
             rows += _rows(layer, "graph_convexity_chance", mean, {}, res.n_paths, params)
             rows += _rows(layer, "graph_convexity_chance_std", sd, {}, res.n_paths, params)
