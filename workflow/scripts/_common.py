@@ -28,13 +28,15 @@ def limit_threads(n: int) -> None:
     convexity job took 40 % more CPU time). Pools already loaded are limited now; libraries
     loaded later read the environment.
     """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(n)
-    numba = sys.modules.get("numba")  # only where a library loaded it
-    if numba is not None:
+    numba = sys.modules.get("numba")
+    if numba is None:
+        os.environ["NUMBA_NUM_THREADS"] = str(n)
+    else:  # a loaded numba refuses to compile once NUMBA_NUM_THREADS changes under it
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:  # the stats and plots envs have no torch
         import torch
