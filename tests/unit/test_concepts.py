@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -517,6 +518,38 @@ def test_cross_model_gri_table_all_ordered_pairs_on_the_chosen_layers(blobs):
         model_b="b",
     )
     np.testing.assert_array_equal(same["value"].to_numpy(), direct["value"].to_numpy())
+
+
+def test_umap_distances_are_sklearns_bit_for_bit():
+    """The numba all-pairs loop that replaces sklearn's per-pair loop in UMAP's small-data path
+    returns the same float32 matrix, bit for bit (odd widths, duplicates, a zero row)."""
+    from sklearn.metrics import pairwise_distances
+
+    kernel, euclidean = cm._umap_pairwise()
+    rng = np.random.default_rng(0)
+    for n, d in ((50, 1), (97, 33), (120, 64)):
+        X = (rng.standard_normal((n, d)) * rng.uniform(0.1, 50.0)).astype(np.float32)
+        X[1] = X[0]
+        X[2] = 0.0
+        ref = pairwise_distances(X, metric=euclidean)
+        got = kernel(X)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
+def test_discover_concepts_speed_ups_change_nothing(blobs, monkeypatch):
+    """Same memberships without the fast distances (sklearn's loop), and UMAP's kernels cache
+    on disk except the parallel SGD epoch (it shares the serial one's cache entries)."""
+    from umap import layouts
+
+    X, _ = blobs
+    fast = discover_concepts(X, seed=0, **UMAP_SMALL)
+    monkeypatch.setattr(cm, "_fast_umap_distances", contextlib.nullcontext)
+    slow = discover_concepts(X, seed=0, **UMAP_SMALL)
+    np.testing.assert_array_equal(fast.labels, slow.labels)
+    np.testing.assert_array_equal(fast.memberships, slow.memberships)
+    null = type(layouts._nb_optimize_layout_euclidean_single_epoch_parallel._cache)
+    assert type(layouts._nb_optimize_layout_euclidean_single_epoch._cache) is not null
 
 
 def test_discover_concepts_is_the_same_with_one_and_two_threads():

@@ -51,3 +51,18 @@ def test_pools_are_limited_whether_numba_loads_before_or_after(tmp_path):
         pools, torch_threads, numba_threads = run(before, tmp_path).rsplit(" ", 2)
         assert set(eval(pools)) == {1}, before
         assert torch_threads == "1" and numba_threads == "1", before
+
+
+def test_numba_cache_defaults_to_the_working_directory(tmp_path):
+    """Jobs share one numba cache under .snakemake/ of the working directory; a user's wins."""
+    program = f"import os, sys; sys.path.insert(0, {str(SCRIPTS)!r}); import _common; "
+    program += "print(os.environ['NUMBA_CACHE_DIR'])"
+    for env, expected in (
+        ({}, tmp_path / ".snakemake" / "numba-cache"),
+        ({"NUMBA_CACHE_DIR": "/x"}, "/x"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, check=True,
+            cwd=tmp_path, env={"PATH": "/usr/bin:/bin", **env},
+        )  # fmt: skip
+        assert out.stdout.strip() == str(expected)

@@ -21,6 +21,8 @@ Reference code read to pin the details: ``jvielhaben/NLMCD`` (``mcd/virtual_conc
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -157,6 +159,102 @@ def one_hot(labels) -> np.ndarray:
     return out
 
 
+# --------------------------------------------------------------------------- UMAP speed-ups
+
+# The numba kernels of umap-learn that one discover_concepts call compiles lazily. umap-learn
+# compiles them without cache=True (pynndescent's have it), which cost ~8 s of every discovery
+# job. Only the serial SGD epoch is listed: the parallel one shares its source, so it would
+# share its cache entries (numba keys them on source and signature, not on the flags).
+_UMAP_JIT = (
+    ("umap.distances", "euclidean"),
+    ("umap.utils", "fast_knn_indices"),
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.layouts", "clip"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+)
+
+
+@functools.cache
+def _cache_umap_kernels() -> None:
+    """Let numba cache UMAP's kernels on disk, so they compile once per environment, not per job.
+
+    A cache hit loads the machine code that a fresh compile makes (numba keys entries on source,
+    signature and target CPU, which :mod:`repaudit` pins to "generic"): results are unchanged.
+    The cache lives where numba puts those of ``cache=True`` functions (``NUMBA_CACHE_DIR``, which
+    the workflow sets, else the package's ``__pycache__`` or the user cache).
+    """
+    import importlib
+
+    from numba.core.caching import NullCache
+
+    for module, name in _UMAP_JIT:
+        fn = getattr(importlib.import_module(module), name, None)
+        if isinstance(getattr(fn, "_cache", None), NullCache):
+            try:
+                fn.enable_caching()
+            except RuntimeError:  # no writable cache location: compile per process as before
+                pass
+
+
+@functools.cache
+def _umap_pairwise():
+    """(kernel, metric): UMAP's euclidean metric on all pairs of rows, in one numba loop."""
+    import numba
+    from umap.distances import euclidean
+
+    @numba.njit
+    def pairwise(X):
+        # sklearn's callable-metric loop: upper triangle mirrored, then metric(x_i, x_i) on the
+        # diagonal, each value rounded to X's dtype.
+        n = X.shape[0]
+        out = np.zeros((n, n), dtype=X.dtype)
+        for i in range(n):
+            for j in range(i + 1, n):
+                d = euclidean(X[i], X[j])
+                out[i, j] = d
+                out[j, i] = d
+            out[i, i] = euclidean(X[i], X[i])
+        return out
+
+    return pairwise, euclidean
+
+
+@contextlib.contextmanager
+def _fast_umap_distances():
+    """UMAP's exact small-data distances (N < 4096) without sklearn's per-pair Python loop.
+
+    UMAP fills the N x N matrix with ``sklearn.metrics.pairwise_distances(X, metric=<its numba
+    euclidean>)``, one Python call per pair (~0.4 s per layer at N = 800). Calling the same
+    compiled metric from a numba loop gives the same bits in milliseconds (checked by
+    test_concepts); other inputs go to sklearn. The patch lasts for one fit (not thread-safe).
+    """
+    from umap import umap_
+
+    slow = umap_.pairwise_distances
+    kernel, euclidean = _umap_pairwise()
+
+    def fast(X, Y=None, metric="euclidean", **kwds):
+        if (
+            metric is euclidean
+            and Y is None
+            and not kwds
+            and isinstance(X, np.ndarray)
+            and X.ndim == 2
+            and X.dtype == np.float32
+            and X.flags.c_contiguous
+            and np.isfinite(X).all()  # sklearn raises on these; let it
+        ):
+            return kernel(X)
+        return slow(X, Y, metric=metric, **kwds)
+
+    umap_.pairwise_distances = fast
+    try:
+        yield
+    finally:
+        umap_.pairwise_distances = slow
+
+
 # --------------------------------------------------------------------------- concept discovery
 
 
@@ -228,8 +326,9 @@ def discover_concepts(
     import hdbscan.prediction
     import umap
 
+    _cache_umap_kernels()
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _fast_umap_distances():
         # UMAP warns that random_state forces n_jobs=1, and about spectral init on
         # disconnected graphs; neither changes the result.
         warnings.simplefilter("ignore", UserWarning)
