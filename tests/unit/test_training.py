@@ -469,6 +469,37 @@ def test_linear_probe_matches_sklearn_logistic_regression():
     np.testing.assert_allclose(ours, ref.predict_proba(xs), atol=1e-4)
 
 
+def test_softmax_regression_fit_is_bitwise_the_autograd_fit():
+    """The closed-form closure gives the iterates of the autograd one it replaced, bit for bit:
+    at small λ the fit ends unconverged, where any round-off change moves W (~1e-3)."""
+    import torch.nn.functional as F
+
+    def autograd_fit(x, y, num_classes, weight_decay, max_iter):
+        w = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, requires_grad=True)
+        b = torch.zeros(num_classes, dtype=x.dtype, requires_grad=True)
+        opt = torch.optim.LBFGS(
+            [w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-10, tolerance_change=1e-14,
+            history_size=20, line_search_fn="strong_wolfe",
+        )  # fmt: skip
+
+        def closure():
+            opt.zero_grad()
+            loss = F.cross_entropy(x @ w.T + b, y) + 0.5 * weight_decay * w.pow(2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return w.detach(), b.detach()
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(150, 7)) + np.repeat(np.eye(3, 7), 50, axis=0))
+    y = torch.as_tensor(np.repeat(np.arange(3), 50))
+    for lam in (1e-6, 1e-2):
+        got, ref = tr._fit_softmax_regression(x, y, 3, lam, 60), autograd_fit(x, y, 3, lam, 60)
+        for a, b in zip(got, ref, strict=True):
+            assert torch.equal(a, b), lam
+
+
 def test_linear_probe_errors():
     x, y = _blobs(5, 0)
     with pytest.raises(ValueError, match="NaN or Inf"):

@@ -876,9 +876,19 @@ def finetune(
 def _fit_softmax_regression(
     x: torch.Tensor, y: torch.Tensor, num_classes: int, weight_decay: float, max_iter: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise mean CE + (λ/2)||W||²_F (bias unpenalised) by full-batch L-BFGS from zero."""
-    w = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=x.dtype, device=x.device, requires_grad=True)
+    """Minimise mean CE + (λ/2)||W||²_F (bias unpenalised) by full-batch L-BFGS from zero.
+
+    The closure runs the kernels autograd would run for ``F.cross_entropy(x @ W.T + b, y)``
+    (log-softmax, NLL, their backward, the same matmul orientation) without the autograd engine:
+    bit-identical loss, gradients and iterates in ~70 % of the time. Exactness matters: at small
+    λ the 500 iterations end unconverged on flat directions, where a round-off change moves W
+    by ~1e-3 and can flip a test prediction.
+    """
+    w = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device)
+    b = torch.zeros(num_classes, dtype=x.dtype, device=x.device)
+    # d(mean NLL)/d(log-probabilities): -1/N at each sample's class
+    grad_logp = torch.zeros(x.shape[0], num_classes, dtype=x.dtype, device=x.device)
+    grad_logp[torch.arange(x.shape[0], device=x.device), y] = -1.0 / x.shape[0]
     opt = torch.optim.LBFGS(
         [w, b],
         lr=1.0,
@@ -890,13 +900,15 @@ def _fit_softmax_regression(
     )
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(x @ w.T + b, y) + 0.5 * weight_decay * w.pow(2).sum()
-        loss.backward()
+        logp = torch.log_softmax(x @ w.T + b, dim=1)
+        loss = F.nll_loss(logp, y) + 0.5 * weight_decay * w.pow(2).sum()
+        grad_z = torch._log_softmax_backward_data(grad_logp, logp, 1, logp.dtype)
+        w.grad = grad_z.T.mm(x) + weight_decay * w  # (λ/2)·2W rounds as λW
+        b.grad = grad_z.sum(dim=0)
         return loss
 
     opt.step(closure)
-    return w.detach(), b.detach()
+    return w, b
 
 
 def linear_probe(
