@@ -457,3 +457,56 @@ def test_pdist_cross_check_of_distances():
     d2 = pdist(U, "sqeuclidean")
     ref = float(scipy.special.logsumexp(-2 * d2) - math.log(len(d2)))
     assert wang_isola_uniformity(X) == pytest.approx(ref, abs=1e-12)
+
+
+# ------------------------------------------------------------ shared-work paths of the study
+@pytest.mark.parametrize(
+    ("n", "widths", "ts"),
+    [
+        (1100, [48, 30, 3, 1, 30], [2.0, 7.0]),  # > 2 tiles of 512, repeated width
+        (300, [20], [2.0, 400.0]),  # t = 400: exp underflows, per-tile shifted logsumexp
+        (3, [5, 2], [2.0]),
+        (2, [5], [1.0]),
+    ],
+)
+def test_lu_prefix_sums_match_lu_of_each_prefix(n, widths, ts):
+    from repaudit.metrics.uniformity import _collapsed_unit, _lu_prefix_sums
+
+    G = np.random.default_rng(n).standard_normal((n, max(widths)), dtype=np.float32)
+    got = _lu_prefix_sums(G, widths, ts)
+    want = [[_lu_logsumexp(_collapsed_unit(G, r), t, 2048) for t in ts] for r in widths]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    if 3 <= n <= 300:  # and the brute force on the first prefix
+        ref = lu_reference(G[:, : widths[0]].astype(np.float64), ts[0])
+        assert got[0, 0] == pytest.approx(ref, abs=1e-10)
+
+
+def test_unit_moments_match_two_pass_moments():
+    from repaudit.metrics.uniformity import _moments, _unit_moments
+
+    U = collapsed(3000, 16, 0.25, seed=11)
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    for a, b in zip(_unit_moments(U), _moments(U), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+
+
+def test_property_study_lu_equals_lu_of_the_constructed_data():
+    # ICC / FCC / FBC L_U come from D's pairs; check them against L_U on the built matrices.
+    n_lu, n_icc, m, eta = 300, 120, 8, 0.25
+    df = collapse_study(
+        dims=(), n_samples=50, n_samples_lu=n_lu, n_samples_icc=n_icc, clones=(1, 2, 3),
+        property_dim=m, property_etas=(eta,), seed=12,
+    )  # fmt: skip
+    streams = np.random.SeedSequence(12).spawn(1)
+    G = np.random.default_rng(streams[-1]).standard_normal((n_lu, m), dtype=np.float32)
+    D = np.zeros((n_lu, m))
+    r = m - round(eta * m)
+    D[:, :r] = G[:, :r] / np.linalg.norm(G[:, :r].astype(np.float64), axis=1, keepdims=True)
+    lu = df[df.metric == "wang_isola_uniformity"].set_index(["study", "n_clones"]).value
+    for n in (1, 2, 3):
+        icc = _lu_logsumexp(np.tile(D[:n_icc], (n, 1)), 2.0, 2048)
+        fcc = _lu_logsumexp(np.hstack([D] * n), 2.0, 2048)
+        fbc = _lu_logsumexp(np.hstack([D] + [np.zeros_like(D)] * (n - 1)), 2.0, 2048)
+        assert lu["ICC", n] == pytest.approx(icc, abs=1e-12)
+        assert lu["FCC", n] == pytest.approx(fcc, abs=1e-12)
+        assert lu["FBC", n] == pytest.approx(fbc, abs=1e-12)

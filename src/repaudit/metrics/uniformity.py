@@ -15,6 +15,7 @@ better aligned). The papers' metrics are the negatives, −W2 and −L_U.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -379,6 +380,72 @@ def alignment(Xa, Xb, alpha: float = 2.0) -> float:
     return float(np.mean(dist**alpha))
 
 
+_LU_TILE = 512  # tile side of _lu_prefix_sums; fixed so that seeded results do not depend on it
+
+
+def _lu_prefix_sums(G: np.ndarray, widths: Sequence[int], ts: Sequence[float]) -> np.ndarray:
+    r"""L_U of the unit rows of every prefix G[:, :r], r in ``widths``, at every t in ``ts``.
+
+    Returns an array (len(widths), len(ts)): entry (k, l) equals
+    ``_lu_logsumexp(unit_rows(G[:, :widths[k]]), ts[l], ...)`` up to float rounding. The work
+    is shared: with s_i = 1/‖g_i[:r]‖, u_i·u_j = s_i s_j (g_i[:r]·g_j[:r]), and the prefix dot
+    products of nested prefixes are running sums of the dot products of the column blocks between
+    consecutive widths, so each tile of pairs costs one GEMM over all m columns instead of one
+    per width (Σ r ≈ 10 m for the collapse grid), and its exponent tile serves every t.
+    Upper-triangle tiles only; the diagonal tiles keep their i < j entries. Float64 throughout.
+    """
+    Z = np.asarray(G, dtype=np.float64)
+    n = Z.shape[0]
+    order = np.argsort(widths, kind="stable")
+    bounds = [0] + [int(widths[k]) for k in order]
+    # squared prefix norms, |u|^2 (1 up to rounding, as _lu_logsumexp sees it) and 1/‖g[:r]‖
+    sq_blocks = np.stack(
+        [np.einsum("ij,ij->i", Z[:, a:b], Z[:, a:b]) for a, b in itertools.pairwise(bounds)]
+    )
+    n2 = np.cumsum(sq_blocks, axis=0)
+    scale = 1.0 / np.sqrt(n2)
+    sq = n2 * scale * scale
+    ts = np.asarray(ts, dtype=np.float64)
+    direct = ts[None, :] * 4.0 * sq.max(axis=1)[:, None] < 700.0  # see _lu_logsumexp
+    totals = np.zeros((len(order), len(ts)))  # direct: plain sums of exp
+    log_parts: list[list[list[float]]] = [[[] for _ in ts] for _ in order]
+    T = _LU_TILE
+    for a in range(0, n, T):
+        for b in range(a, n, T):
+            P = np.zeros((min(T, n - a), min(T, n - b)))
+            diag = a == b
+            for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+                if hi > lo:
+                    P += Z[a : a + T, lo:hi] @ Z[b : b + T, lo:hi].T
+                sa, sb = scale[k, a : a + T], scale[k, b : b + T]
+                # -‖u_i - u_j‖² = 2 s_i s_j P_ij - |u_i|² - |u_j|²
+                d = (2.0 * sa)[:, None] * P * sb[None, :]
+                d -= sq[k, a : a + T, None]
+                d -= sq[k, None, b : b + T]
+                if diag:  # pairs i < j only
+                    if len(d) < 2:
+                        continue
+                    d = d[np.triu_indices(len(d), k=1)]
+                for j, t in enumerate(ts):
+                    e = t * d
+                    if direct[k, j]:
+                        totals[k, j] += float(np.exp(e, out=e).sum())
+                    else:
+                        mx = float(e.max())
+                        log_parts[k][j].append(mx + math.log(float(np.exp(e - mx).sum())))
+    out = np.empty((len(order), len(ts)))
+    for k in range(len(order)):
+        for j in range(len(ts)):
+            if direct[k, j]:
+                out[k, j] = math.log(totals[k, j])
+            else:
+                out[k, j] = float(np.logaddexp.reduce(np.asarray(log_parts[k][j])))
+    out -= math.log(n * (n - 1) / 2.0)
+    res = np.empty_like(out)
+    res[order] = out
+    return res
+
+
 # --------------------------------------------------------------------------------------------
 # synthetic study (Fang et al. 2024, §5 and Fig. 4-6)
 # --------------------------------------------------------------------------------------------
@@ -403,6 +470,30 @@ def _n_zeroed(eta: float, dim: int) -> int:
             "Use a smaller eta."
         )
     return z
+
+
+def _unit_moments(U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_moments` in one pass, Σ u uᵀ/N − μ̂μ̂ᵀ, for the collapse study's unit rows.
+
+    Their mean is ~N^{-1/2} per coordinate (symmetric Gaussian data), so the subtraction loses
+    ~log10(N) of float64's 16 digits, and the centred copy of U (one more pass over 20000 × r
+    in float64 per η) is saved; as in :func:`wasserstein_uniformity_floor`.
+    """
+    n = U.shape[0]
+    mu = U.sum(axis=0) / n
+    cov = U.T @ U  # syrk
+    cov /= n
+    cov -= np.outer(mu, mu)
+    return mu, cov
+
+
+def _lu_values(G: np.ndarray, widths: Sequence[int], ts: Sequence[float], device) -> np.ndarray:
+    """:func:`_lu_prefix_sums` on the CPU; per width and t with :func:`_lu_logsumexp` else."""
+    if str(device) == "cpu":
+        return _lu_prefix_sums(G, widths, ts)
+    return np.array(
+        [[_lu_logsumexp(_collapsed_unit(G, r), t, 2048, device) for t in ts] for r in widths]
+    )
 
 
 def collapse_study(
@@ -444,8 +535,11 @@ def collapse_study(
     Default sizes: N = 20,000 for W2 (the paper's collapse script), 4,000 for L_U (its pairs
     cost O(N²)), |D| = 1,000 for ICC (the paper's), m ∈ {32, 256, 2048}, 20 values of η,
     n = 1-10.
-    Cost: about 70 s on one core of a shared 2-core machine (one BLAS/OpenMP thread), 60 % of it
-    for m = 2048 (W2 covariances of 20000 × r and L_U on 4000 × r); BLAS-3 work parallelises.
+    Cost: about 25 s of CPU on one core (one BLAS/OpenMP thread), half of it the W2 covariances
+    of 20000 × r for m = 2048; BLAS-3 work parallelises. L_U shares its work: one pass over the
+    pairs of the first ``n_samples_lu`` rows serves all η of a dimension (prefix dot products
+    are running sums), and ICC / FCC / FBC take L_U from D's own pairs (see the code comments:
+    clones multiply pair counts, FCC scales squared distances by n, FBC leaves them as they are).
 
     Parameters
     ----------
@@ -504,12 +598,12 @@ def collapse_study(
     streams = np.random.SeedSequence(seed).spawn(len(dims) + 1)
     for m, ss in zip(dims, streams[:-1], strict=True):
         G = np.random.default_rng(ss).standard_normal((n_max, m), dtype=np.float32)
-        for eta in etas:
-            z = _n_zeroed(float(eta), m)
-            U = _collapsed_unit(G[: max(n_samples, n_samples_lu)], m - z)
-            mu, cov = _moments(U[:n_samples])
+        zeroed = [_n_zeroed(float(eta), m) for eta in etas]
+        # L_U of every η from one pass over the pairs (prefix dot products are running sums)
+        lus = _lu_values(G[:n_samples_lu], [m - z for z in zeroed], [t], device)[:, 0]
+        for z, lu in zip(zeroed, lus, strict=True):
+            mu, cov = _unit_moments(_collapsed_unit(G[:n_samples], m - z))
             add("collapse", m, z / m, 1, W2, _w2_from_moments(mu, cov, m), n_samples)
-            lu = _lu_logsumexp(U[:n_samples_lu], t, 2048, device)
             add("collapse", m, z / m, 1, LU, lu, n_samples_lu)
         del G
 
@@ -520,27 +614,32 @@ def collapse_study(
         # Zeroed coordinates are materialised here: FCC clones the full m-vector.
         D_full = np.zeros((n_max, m))
         D_full[:, : m - z] = _collapsed_unit(G, m - z)
-        D_w2, D_lu, D_icc = D_full[:n_samples], D_full[:n_samples_lu], D_full[:n_samples_icc]
-        for n in clones:
+        D_w2, D_icc = D_full[:n_samples], D_full[:n_samples_icc]
+        # L_U from the pairs of D itself, exactly (up to rounding) as on the constructed data:
+        # FCC z ⊕ … ⊕ z (n copies, row norm √n) has n × D's squared distances, so its L_U at t
+        # is D's at n·t; FBC's zero blocks change no distance (D's L_U at t); ICC's pairs are
+        # n² copies of each pair of D plus N·n(n−1)/2 pairs of clones at distance 0 (exp = 1).
+        lu_t = _lu_values(G[:n_samples_lu], [m - z], [t] + [n * t for n in clones], device)[0]
+        lu_icc = _lu_values(G[:n_samples_icc], [m - z], [t], device)[0, 0]
+        N = n_samples_icc
+        log_pairs_d = lu_icc + math.log(N * (N - 1) / 2.0)  # log Σ_{a<b} exp(−t‖d_a − d_b‖²)
+        for n, lu_fcc in zip(clones, lu_t[1:], strict=True):
             # ICC: every row repeated n times.
             Di = np.tile(D_icc, (n, 1))
             mu, cov = _moments(Di)
             add("ICC", m, z / m, n, W2, _w2_from_moments(mu, cov, m), len(Di))
-            add("ICC", m, z / m, n, LU, _lu_logsumexp(Di, t, 2048, device), len(Di))
-            # FCC: z ⊕ … ⊕ z, not re-normalised (row norm √n).
-            for study, blocks_w2, blocks_lu in (
-                ("FCC", [D_w2] * n, [D_lu] * n),
-                (
-                    "FBC",
-                    [D_w2] + [np.zeros_like(D_w2)] * (n - 1),
-                    [D_lu] + [np.zeros_like(D_lu)] * (n - 1),
-                ),
+            log_sum = 2.0 * math.log(n) + log_pairs_d
+            if n > 1:
+                log_sum = float(np.logaddexp(log_sum, math.log(N * n * (n - 1) / 2.0)))
+            add("ICC", m, z / m, n, LU, log_sum - math.log(n * N * (n * N - 1) / 2.0), len(Di))
+            # FCC: z ⊕ … ⊕ z, not re-normalised (row norm √n); FBC: z ⊕ 0 ⊕ … ⊕ 0.
+            for study, blocks, lu in (
+                ("FCC", [D_w2] * n, lu_fcc),
+                ("FBC", [D_w2] + [np.zeros_like(D_w2)] * (n - 1), lu_t[0]),
             ):
-                Dw = np.hstack(blocks_w2)
-                mu, cov = _moments(Dw)
+                mu, cov = _moments(np.hstack(blocks))
                 add(study, n * m, z / m, n, W2, _w2_from_moments(mu, cov, n * m), n_samples)
-                Dl = np.hstack(blocks_lu)
-                add(study, n * m, z / m, n, LU, _lu_logsumexp(Dl, t, 2048, device), n_samples_lu)
+                add(study, n * m, z / m, n, LU, lu, n_samples_lu)
     return pd.DataFrame(
         rows, columns=["study", "dim", "eta", "n_clones", "metric", "value", "n_samples"]
     )
