@@ -134,6 +134,38 @@ def test_color_jitter_matches_torchvision_functional(monkeypatch):
         torch.testing.assert_close(got[i], ref, atol=2e-6, rtol=0)
 
 
+def _reference_jitter(x, fb, fc, fs, fh):
+    """The out-of-place jitter formulas, HSV round trip always taken (the pre-fast-path code)."""
+
+    def col(f):
+        return f.to(x.dtype).view(-1, 1, 1, 1)
+
+    out = (x * col(fb)).clamp(0.0, 1.0)
+    mean = aug._grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = (col(fc) * out + (1.0 - col(fc)) * mean).clamp(0.0, 1.0)
+    out = (col(fs) * out + (1.0 - col(fs)) * aug._grayscale(out)).clamp(0.0, 1.0)
+    hsv = aug._rgb_to_hsv(out)
+    hsv = torch.stack([(hsv[:, 0] + col(fh).squeeze(1)) % 1.0, hsv[:, 1], hsv[:, 2]], dim=1)
+    return aug._hsv_to_rgb(hsv).clamp(0.0, 1.0)
+
+
+def test_color_jitter_fast_paths_are_bit_identical():
+    g = torch.Generator().manual_seed(2)
+    colour = _batch(7, b=5)
+    gray = _batch(8, b=5)[:, :1].expand(-1, 3, -1, -1).contiguous()
+    fb, fc, fs = (aug._uniform(5, 0.6, 1.4, g) for _ in range(3))
+    fh = aug._uniform(5, -0.1, 0.1, g)
+    for x in (colour, gray):  # in-place updates; gray images skip the HSV round trip
+        got = aug._jitter_with_factors(x, fb, fc, fs, fh)
+        assert torch.equal(got, _reference_jitter(x, fb, fc, fs, fh))
+    # no image selected: the input itself (the old round trip only added rounding)
+    one, zero = torch.ones(5, dtype=torch.float64), torch.zeros(5, dtype=torch.float64)
+    assert torch.equal(aug.color_jitter(colour, g, p=0.0), colour)
+    old = _reference_jitter(colour, one, one, one, zero)
+    torch.testing.assert_close(old, colour, atol=1e-6, rtol=0)
+    assert torch.equal(aug.random_grayscale(colour, g, p=0.0), colour)
+
+
 def test_augment_input_validation():
     g = torch.Generator()
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
@@ -209,8 +241,12 @@ def test_pretrain_leaves_global_state_alone():
     np_state = np.random.get_state()[1].copy()  # noqa: NPY002 - checked, not drawn from
     states = torch.get_rng_state(), np_state, random.getstate()
     was_det = torch.are_deterministic_algorithms_enabled()
+    was_fill = torch.utils.deterministic.fill_uninitialized_memory
     tr.pretrain(enc, images, None, "barlow_twins", epochs=1, batch_size=8, progress=False)
     assert torch.are_deterministic_algorithms_enabled() == was_det
+    assert torch.utils.deterministic.fill_uninitialized_memory == was_fill
+    # trained in channels-last on CPU, handed back in the default layout
+    assert all(p.is_contiguous() for p in enc.parameters())
     assert torch.equal(torch.get_rng_state(), states[0])
     assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
     assert random.getstate() == states[2]
@@ -380,6 +416,24 @@ def test_finetune_is_reproducible_and_leaves_the_encoder_untouched():
     pd.testing.assert_frame_equal(h1, h2)
     assert not _state_equal(m1, m3)
     assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())
+
+
+def test_small_file_backed_images_are_read_once(tmp_path, monkeypatch):
+    from repaudit.data import ImageDataset, take_rows
+    from repaudit.io import read_dataset, write_dataset
+
+    images, labels = _colour_dataset(6)
+    split = np.where(np.arange(12) % 3 == 0, "test", "train")
+    ids = np.asarray([f"i{k}" for k in range(12)])
+    write_dataset(tmp_path / "d.h5", ImageDataset(images, labels, split, ids, ["r", "b"]))
+    lazy = read_dataset(tmp_path / "d.h5", lazy=True)
+    view = take_rows(lazy.images, split == "train")
+    resident = tr._resident(view)
+    assert isinstance(resident, np.ndarray) and np.array_equal(resident, images[split == "train"])
+    monkeypatch.setattr(tr, "_RESIDENT_BYTES", images.nbytes // 4)  # too big: stays in the file
+    assert tr._resident(view) is view
+    assert tr._resident(images) is images
+    lazy.images.close()
 
 
 def test_finetune_without_validation_selects_last_and_accepts_head_init():

@@ -132,6 +132,21 @@ def _check_common(epochs: int, batch_size: int, lr: float, weight_decay: float, 
         raise ValueError(f"lr_schedule must be one of {_LR_SCHEDULES}, got {lr_schedule!r}")
 
 
+#: File-backed training images up to this size are read into memory once per run: a shuffled
+#: batch then costs a copy instead of one HDF5 read per image (one chunk each). Larger sets stay
+#: in the file (bounded memory, :class:`repaudit.io.H5Images`).
+_RESIDENT_BYTES = 512 * 2**20
+
+
+def _resident(images):
+    """``images`` in memory if they are kept in a file and small enough, else unchanged."""
+    if isinstance(images, np.ndarray) or not hasattr(images, "subset"):
+        return images
+    if int(np.prod(images.shape)) * images.dtype.itemsize > _RESIDENT_BYTES:
+        return images
+    return np.asarray(images)
+
+
 def _batch(images, idx: torch.Tensor) -> torch.Tensor:
     """Rows ``idx`` of the uint8 images, read only now when they are kept in a file."""
     return torch.from_numpy(np.ascontiguousarray(images[idx.numpy()]))
@@ -140,6 +155,22 @@ def _batch(images, idx: torch.Tensor) -> torch.Tensor:
 def _to_float(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 (B, H, W, 3) → float (B, 3, H, W) in [0, 1] on ``device``."""
     return batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+#: Train in channels-last on CPU; False reproduces bit for bit the ResNet weights trained before
+#: this layout was used (ConvNeXt and ViT weights are the same either way).
+_CHANNELS_LAST = True
+
+
+def _train_format(dev: torch.device) -> torch.memory_format:
+    """Memory format of the weights and images while training on ``dev``.
+
+    On CPU, channels-last (NHWC) is oneDNN's native layout: NCHW convolutions reorder their
+    inputs and outputs at every call, so CNNs train ~15-30 % faster in NHWC (1 thread). The
+    values are the same up to float rounding (convolutions and BatchNorm accumulate in another
+    order); runs stay deterministic. Trained modules are handed back in the default layout.
+    """
+    return torch.channels_last if dev.type == "cpu" and _CHANNELS_LAST else torch.contiguous_format
 
 
 @contextlib.contextmanager
@@ -154,6 +185,7 @@ def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
         devices = [device.index if device.index is not None else torch.cuda.current_device()]
     was_det = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    was_fill = torch.utils.deterministic.fill_uninitialized_memory
     # The legacy global NumPy RNG is managed (forked, seeded, saved), never drawn from here.
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     with torch.random.fork_rng(devices=devices):
@@ -162,10 +194,14 @@ def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
         random.seed(seed)
         if device.type == "cpu":
             torch.use_deterministic_algorithms(True)
+            # Deterministic mode also NaN-fills every new tensor (a debugging aid against reads
+            # of uninitialised memory, which no op here does): ~5 % of a training step.
+            torch.utils.deterministic.fill_uninitialized_memory = False
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
+            torch.utils.deterministic.fill_uninitialized_memory = was_fill
             np.random.set_state(np_state)  # noqa: NPY002
             random.setstate(py_state)
 
@@ -482,6 +518,7 @@ def pretrain(
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
     _check_checkpoint_every(checkpoint_every)
+    images = _resident(images)
     n = images.shape[0]
     if labels is not None:
         labels = _check_labels(labels, n)
@@ -532,11 +569,14 @@ def pretrain(
     with _reproducible(seed, dev), precision_scope(dev, precision):
         head = build_objective(objective, embed_dim, encoder=encoder, **head_kw)
         assert head is not None  # "random" returned above
-        encoder.to(dev).train()
-        head.to(dev).train()
+        fmt = _train_format(dev)
+        encoder.to(dev, memory_format=fmt).train()
+        head.to(dev, memory_format=fmt).train()
         # a momentum target network is not trained by the optimiser
         params = list(encoder.parameters()) + [p for p in head.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        # foreach: one kernel per op over all tensors (the same arithmetic, so the same bits);
+        # ~1 ms less per step on these small models than PyTorch's per-tensor CPU default
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
         for group in optimizer.param_groups:
             group["base_lr"] = lr
         gen = torch.Generator().manual_seed(seed)
@@ -556,7 +596,7 @@ def pretrain(
                 y = targets[idx].to(dev) if targets is not None else None
                 with torch.no_grad():
                     views = [augment_batch(x, gen, augment_cfg) for _ in range(head.n_views)]
-                    inputs = torch.cat(views, dim=0)
+                    inputs = torch.cat(views, dim=0).contiguous(memory_format=fmt)
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule, warmup_steps))
                 # One forward over the concatenated views: same BatchNorm statistics as the
                 # SimCLR reference implementation's shared batch.
@@ -584,7 +624,8 @@ def pretrain(
                     encoder=encoder.state_dict(), head=head.state_dict(),
                 )  # fmt: skip
         bar.close()
-    encoder.eval()
+    encoder.to(memory_format=torch.contiguous_format).eval()
+    head.to(memory_format=torch.contiguous_format)
     history = pd.DataFrame(rows)
     first = ["epoch", "step", "loss", "lr"]
     return encoder, history[first + [c for c in history.columns if c not in first]]
@@ -756,6 +797,7 @@ def finetune(
     precision = Precision.of(precision)
     cfg = (augment_cfg or FINETUNE_AUGMENT) if augment else None
 
+    images = _resident(images)
     if val_fraction > 0:
         val_mask = _stratified_holdout(labels, val_fraction, seed)
     else:
@@ -786,7 +828,8 @@ def finetune(
         model = EncoderClassifier(copy.deepcopy(encoder), num_classes)
         if head_init is not None:
             model.head.load_state_dict(head_init.state_dict())
-        model.to(dev)
+        fmt = _train_format(dev)
+        model.to(dev, memory_format=fmt)
         optimizer = torch.optim.AdamW(
             [
                 {"params": list(model.encoder.parameters()), "base_lr": lr},
@@ -794,6 +837,7 @@ def finetune(
             ],
             lr=lr,
             weight_decay=weight_decay,
+            foreach=True,  # as in pretrain
         )
         gen = torch.Generator().manual_seed(seed)
         best_key: tuple[float, float] | None = None
@@ -820,6 +864,7 @@ def finetune(
                 if cfg is not None:
                     with torch.no_grad():
                         x = augment_batch(x, gen, cfg)
+                x = x.contiguous(memory_format=fmt)
                 _set_lr(optimizer, _lr_factor(step, total_steps, lr_schedule))
                 with autocast(dev, precision):
                     logits = model(x).float()
@@ -862,7 +907,7 @@ def finetune(
         bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()
     history = pd.DataFrame(rows)
     history["selected"] = history["epoch"] == best_epoch
     return model, history
