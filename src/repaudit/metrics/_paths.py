@@ -1,4 +1,5 @@
-"""Numba kernel of graph convexity: one bidirectional Dijkstra per sampled pair.
+"""Numba kernels of graph convexity: one bidirectional Dijkstra per sampled pair, or the
+shortest-path trees of every vertex when the graph is small enough to keep them.
 
 One full single-source Dijkstra per sampled pair (or per cover vertex) visits the whole graph,
 so sampled-pair convexity (Tětková et al., arXiv 2305.17154) grew as N^2. A bidirectional
@@ -140,4 +141,73 @@ def pair_scores(indptr, indices, weights, in_class, src, dst, n_chunks):
         hi = min(m, lo + step)
         if lo < hi:
             _pair_chunk(indptr, indices, weights, in_class, src, dst, lo, hi, scores, connected)
+    return scores, connected
+
+
+@numba.njit(cache=True)
+def _tree_chunk(indptr, indices, weights, lo, hi, pred):
+    # Full Dijkstra from each source s in lo..hi-1 (lazy-deletion heap); pred[s] is its tree.
+    n = indptr.size - 1
+    dist = np.empty(n, dtype=np.float64)
+    done = np.empty(n, dtype=np.bool_)
+    hk = np.empty(indices.size + 1, dtype=np.float64)
+    hv = np.empty(indices.size + 1, dtype=np.int64)
+    for s in range(lo, hi):
+        row = pred[s]
+        dist[:] = np.inf
+        done[:] = False
+        dist[s] = 0.0
+        hk[0], hv[0] = 0.0, s
+        size = 1
+        while size > 0:
+            d, u = hk[0], hv[0]
+            size = _pop(hk, hv, size)
+            if done[u]:
+                continue
+            done[u] = True
+            for j in range(indptr[u], indptr[u + 1]):
+                v = indices[j]
+                nd = d + weights[j]
+                if nd < dist[v]:
+                    dist[v] = nd
+                    row[v] = u
+                    size = _push(hk, hv, size, nd, v)
+
+
+@numba.njit(cache=True, parallel=True)
+def shortest_path_trees(indptr, indices, weights, n_chunks):
+    """Shortest-path trees from every vertex: pred[s, v] = v's parent on the path s -> v
+    (-1 when unreachable or v == s). Sources are independent, so threads do not matter."""
+    n = indptr.size - 1
+    pred = np.full((n, n), -1, dtype=np.int32)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        lo = min(n, c * step)
+        hi = min(n, lo + step)
+        if lo < hi:
+            _tree_chunk(indptr, indices, weights, lo, hi, pred)
+    return pred
+
+
+@numba.njit(cache=True)
+def tree_pair_scores(pred, in_class, src, dst):
+    # The path src -> dst read backwards from src's tree; same scoring as pair_scores.
+    m = src.size
+    scores = np.empty(m, dtype=np.float64)
+    connected = np.empty(m, dtype=np.bool_)
+    for p in range(m):
+        s = src[p]
+        v = pred[s, dst[p]]
+        if v < 0:
+            scores[p] = 0.0
+            connected[p] = False
+            continue
+        connected[p] = True
+        n_int = 0
+        n_in = 0
+        while v != s:
+            n_int += 1
+            n_in += in_class[v]
+            v = pred[s, v]
+        scores[p] = 1.0 if n_int == 0 else n_in / n_int
     return scores, connected

@@ -48,7 +48,7 @@ import torch
 
 from repaudit.metrics._common import as_features, as_labels
 from repaudit.metrics._knn import approximate_knn, exact_knn, knn_recall
-from repaudit.metrics._paths import _pop, _push, pair_scores
+from repaudit.metrics._paths import pair_scores, shortest_path_trees, tree_pair_scores
 
 __all__ = [
     "ConvexityResult",
@@ -365,82 +365,13 @@ def _build_graph(
 # graph convexity
 
 
-@numba.njit(cache=True)
-def _tree_chunk(indptr, indices, weights, lo, hi, pred):
-    # Full Dijkstra from each source s in lo..hi-1 (lazy-deletion heap); pred[s] is its tree.
-    n = indptr.size - 1
-    dist = np.empty(n, dtype=np.float64)
-    done = np.empty(n, dtype=np.bool_)
-    hk = np.empty(indices.size + 1, dtype=np.float64)
-    hv = np.empty(indices.size + 1, dtype=np.int64)
-    for s in range(lo, hi):
-        row = pred[s]
-        dist[:] = np.inf
-        done[:] = False
-        dist[s] = 0.0
-        hk[0], hv[0] = 0.0, s
-        size = 1
-        while size > 0:
-            d, u = hk[0], hv[0]
-            size = _pop(hk, hv, size)
-            if done[u]:
-                continue
-            done[u] = True
-            for j in range(indptr[u], indptr[u + 1]):
-                v = indices[j]
-                nd = d + weights[j]
-                if nd < dist[v]:
-                    dist[v] = nd
-                    row[v] = u
-                    size = _push(hk, hv, size, nd, v)
-
-
-@numba.njit(cache=True, parallel=True)
-def _all_trees(indptr, indices, weights, n_chunks):
-    """Shortest-path trees from every vertex: pred[s, v] = v's parent on the path s -> v
-    (-1 when unreachable or v == s). Sources are independent, so threads do not matter."""
-    n = indptr.size - 1
-    pred = np.full((n, n), -1, dtype=np.int32)
-    step = (n + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
-        lo = min(n, c * step)
-        hi = min(n, lo + step)
-        if lo < hi:
-            _tree_chunk(indptr, indices, weights, lo, hi, pred)
-    return pred
-
-
-@numba.njit(cache=True)
-def _tree_pair_scores(pred, in_class, src, dst):
-    # The path src -> dst read backwards from src's tree; same scoring as pair_scores.
-    m = src.size
-    scores = np.empty(m, dtype=np.float64)
-    connected = np.empty(m, dtype=np.bool_)
-    for p in range(m):
-        s = src[p]
-        v = pred[s, dst[p]]
-        if v < 0:
-            scores[p] = 0.0
-            connected[p] = False
-            continue
-        connected[p] = True
-        n_int = 0
-        n_in = 0
-        while v != s:
-            n_int += 1
-            n_in += in_class[v]
-            v = pred[s, v]
-        scores[p] = 1.0 if n_int == 0 else n_in / n_int
-    return scores, connected
-
-
 def _shortest_path_trees(graph: sp.csr_matrix) -> np.ndarray | None:
     """Predecessors (n, n) of the shortest-path trees from every vertex, or None when the
     graph is too large to keep them (then each pair gets its own bidirectional search)."""
     n = graph.shape[0]
     if n > _TREES_MAX_N or graph.nnz == 0:
         return None
-    return _all_trees(
+    return shortest_path_trees(
         graph.indptr.astype(np.int64),
         graph.indices.astype(np.int64),
         graph.data.astype(np.float64),
@@ -467,7 +398,7 @@ def _path_scores(
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     keys, back = np.unique(lo * n + hi, return_inverse=True)
     if trees is not None:
-        scores, connected = _tree_pair_scores(trees, (y == c).astype(np.int64), keys // n, keys % n)
+        scores, connected = tree_pair_scores(trees, (y == c).astype(np.int64), keys // n, keys % n)
         return scores[back], connected[back]
     n_chunks = max(1, min(keys.size, 4 * numba.get_num_threads()))
     scores, connected = pair_scores(
