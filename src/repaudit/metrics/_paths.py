@@ -49,6 +49,18 @@ def _pop(hk, hv, size):
     return size
 
 
+@numba.njit(cache=True, inline="always")
+def _walk(parent, in_class, v, stop):
+    """Interior vertices from v back to stop along ``parent`` links, and how many are in class."""
+    n_int = 0
+    n_in = 0
+    while v != stop:
+        n_int += 1
+        n_in += in_class[v]
+        v = parent[v]
+    return n_int, n_in
+
+
 @numba.njit(cache=True)
 def _pair_chunk(indptr, indices, weights, in_class, src, dst, lo, hi, scores, connected):
     """Bidirectional Dijkstra for pairs lo..hi-1; writes their scores and connectivity.
@@ -113,18 +125,9 @@ def _pair_chunk(indptr, indices, weights, in_class, src, dst, lo, hi, scores, co
             connected[p] = False
             continue
         connected[p] = True
-        n_int = 0
-        n_in = 0
-        v = meet_f
-        while v != s:
-            n_int += 1
-            n_in += in_class[v]
-            v = pred[0, v]
-        v = meet_b
-        while v != t:
-            n_int += 1
-            n_in += in_class[v]
-            v = pred[1, v]
+        n_int, n_in = _walk(pred[0], in_class, meet_f, s)
+        more_int, more_in = _walk(pred[1], in_class, meet_b, t)
+        n_int, n_in = n_int + more_int, n_in + more_in
         scores[p] = 1.0 if n_int == 0 else n_in / n_int
 
 
@@ -203,11 +206,6 @@ def tree_pair_scores(pred, in_class, src, dst):
             connected[p] = False
             continue
         connected[p] = True
-        n_int = 0
-        n_in = 0
-        while v != s:
-            n_int += 1
-            n_in += in_class[v]
-            v = pred[s, v]
+        n_int, n_in = _walk(pred[s], in_class, v, s)
         scores[p] = 1.0 if n_int == 0 else n_in / n_int
     return scores, connected
