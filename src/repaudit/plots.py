@@ -1134,6 +1134,62 @@ def replication_forest(table: pd.DataFrame) -> Figure:
     return fig
 
 
+# ----------------------------------------------------------------------------- reliability
+
+
+@_styled
+def reliability_dumbbell(table: pd.DataFrame, min_icc: float = 0.5) -> Figure:
+    """Within-architecture ICC of every measure the claims use, unpaired and seed-blocked.
+
+    One row per measure of ``results/stats/reliability.tsv`` with an ICC, one panel per stage:
+    the one-way figure (``icc_within_architecture_unpaired``) as an open circle, the
+    seed-blocked one that decides (``icc_within_architecture``) as a dot, coloured by whether it
+    reaches ``min_icc`` (dashed line), joined by a line: its length is the seed effect the
+    architecture's objectives share.
+    """
+    title = "Reliability: do measures separate objectives beyond seed noise?"
+    needed = {"metric", "stage", "icc_within_architecture", "icc_within_architecture_unpaired"}
+    if table is None or not needed <= set(table.columns):
+        return _missing(title, f"no reliability table (columns {sorted(needed)})")
+    t = table.copy()
+    for col in ("icc_within_architecture", "icc_within_architecture_unpaired"):
+        t[col] = pd.to_numeric(t[col], errors="coerce")
+    t = t[t["icc_within_architecture"].notna()].reset_index(drop=True)
+    if t.empty:
+        return _missing(title, "no replicated measure (train_seeds has one seed)")
+    variant = t["variant"].fillna("").astype(str) if "variant" in t else ""
+    t["label"] = [_label(m, v) for m, v in zip(t["metric"], variant, strict=True)]
+    order = {stage: i for i, stage in enumerate(_stage_order(t["stage"]))}
+    t["rank"] = t["stage"].map(order)
+    t["stage"] = t["stage"].map(_stage_label)
+    t = t.sort_values(["rank", "icc_within_architecture"], ascending=[True, False])
+    good, bad = PALETTE[2], PALETTE[3]
+    fig, panels = _row_panels(t.reset_index(drop=True), "stage", 6.0, (0.22, 0.7, 1.1))
+    for ax, name, rows in panels:
+        for i, r in rows.iterrows():
+            blocked, unpaired = r["icc_within_architecture"], r["icc_within_architecture_unpaired"]
+            colour = good if blocked >= min_icc else bad
+            if np.isfinite(unpaired):
+                ax.plot([unpaired, blocked], [i, i], color="0.75", lw=1.5, zorder=1)
+                ax.plot(unpaired, i, "o", ms=5, mfc="none", mec="0.3", zorder=2)
+            ax.plot(blocked, i, "o", ms=5, color=colour, zorder=3)
+        ax.axvline(min_icc, color="0.3", ls="--", lw=0.8)
+        ax.set_yticks(rows.index, rows["label"])
+        ax.set_ylim(rows.index.max() + 0.5, rows.index.min() - 0.5)
+        ax.set_xlim(min(-0.3, float(t["icc_within_architecture_unpaired"].min()) - 0.05), 1.02)
+        ax.grid(axis="y", visible=False)
+        ax.set_title(name, loc="left")
+        ax.set_xlabel("ICC within architecture")
+    handles = [
+        Line2D([], [], ls="", marker="o", ms=5, mfc="none", mec="0.3", label="one-way (unpaired)"),
+        Line2D([], [], ls="", marker="o", ms=5, color=good, label=f"seed-blocked >= {min_icc}"),
+        Line2D([], [], ls="", marker="o", ms=5, color=bad, label=f"seed-blocked < {min_icc}"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3)
+    fig.suptitle(title)
+    return fig
+
+
 # ----------------------------------------------------------------------------- training
 
 

@@ -39,6 +39,7 @@ DEFAULT_RESOURCES: dict[str, dict[str, int]] = {
     "plot_figure": {"mem_mb": 4000, "runtime": 15, "gpu": 0, "cpus": 1},
     "replication": {"mem_mb": 4000, "runtime": 30, "gpu": 0, "cpus": 1},
     "plot_replication": {"mem_mb": 4000, "runtime": 15, "gpu": 0, "cpus": 1},
+    "plot_reliability": {"mem_mb": 4000, "runtime": 15, "gpu": 0, "cpus": 1},
 }
 # Requests that grow with the attempt number (GPUs and CPUs do not: more of them would not
 # rescue a job that ran out of memory or time).

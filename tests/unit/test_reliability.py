@@ -139,3 +139,30 @@ def test_random_init_controls_are_not_in_the_population():
     assert rel.loc[0, "n_cells"] == 12  # the 3 random cells are left out
     inflated = reliability_table(with_control, [claim("C1", "noise")], exclude_objectives=())
     assert inflated.loc[0, "icc_within_architecture"] > 0.9 > rel.loc[0, "icc_within_architecture"]
+
+
+def test_reliability_figure_marks_the_measures_below_the_bound():
+    from matplotlib.colors import same_color
+
+    from repaudit import plots
+
+    rng = np.random.default_rng(0)  # the first test's zoo: noise below the bound
+    table = pd.concat(
+        [
+            zoo_table(rng, objective_sd=1.0, seed_sd=0.1, metric="good"),
+            zoo_table(rng, objective_sd=0.0, seed_sd=1.0, metric="noise"),
+        ]
+    )
+    rel = reliability_table(table, [claim("C1", "good", "noise")])
+    fig = plots.reliability_dumbbell(rel, min_icc=0.5)
+    (ax,) = fig.axes  # one stage, one panel
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["good", "noise"]  # best first
+    dots = [
+        line
+        for line in ax.get_lines()
+        if line.get_marker() == "o" and line.get_markerfacecolor() != "none"
+    ]
+    below = [d for d in dots if same_color(d.get_color(), plots.PALETTE[3])]
+    assert len(dots) == 2 and len(below) == 1 and below[0].get_ydata()[0] == 1
+    empty = plots.reliability_dumbbell(rel.iloc[:0], min_icc=0.5)  # no replicates: a note
+    assert "train_seeds" in " ".join(t.get_text() for a in empty.axes for t in a.texts)

@@ -328,6 +328,7 @@ def final_outputs():
         "results/stats/claims.tsv",
         "results/stats/replication.tsv",
         "results/stats/replication.svg",
+        "results/stats/reliability.svg",
         *feature_files(),
         *figure_files(),
         *probe_margin_files(),

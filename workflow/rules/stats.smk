@@ -72,6 +72,29 @@ rule reliability:
         "../scripts/reliability.py"
 
 
+rule plot_reliability:
+    input:
+        "results/stats/reliability.tsv",
+    output:
+        svg=report(
+            "results/stats/reliability.svg",
+            caption="../report/reliability_figure.rst",
+            category="Claims",
+        ),
+        png="results/stats/reliability.png",
+    log:
+        "logs/stats/plot_reliability.log",
+    conda:
+        "../../envs/plots.yaml"
+    threads: job_threads("plot_reliability")
+    resources:
+        **job_resources("plot_reliability"),
+    params:
+        min_icc=config["claims"]["min_icc"],
+    script:
+        "../scripts/plot_reliability.py"
+
+
 rule test_claims:
     input:
         metrics="results/tables/metrics.tsv",
