@@ -254,6 +254,13 @@ def _explicit_is_cheaper(b: int, n_in: int, n_out: int, k: int, power_iters: int
     return n_out <= 2 * k * (1 + power_iters) and b * n_out * n_in * 4 <= _EXPLICIT_JACOBIAN_BYTES
 
 
+def _jacobian_if_cheaper(fn: Fn, x: torch.Tensor, n_out: int, k: int, power_iters: int):
+    """(f(x), J(x)) from :func:`_jacobian` where :func:`_explicit_is_cheaper`, else None."""
+    if _explicit_is_cheaper(x.shape[0], x[0].numel(), n_out, k, power_iters):
+        return _jacobian(fn, x, n_out)
+    return None
+
+
 def _range_finder_singular_values(
     fn: Fn,
     x: torch.Tensor,
@@ -305,9 +312,8 @@ def _range_finder_batch(
     fn: Fn, x: torch.Tensor, n_out: int, k: int, power_iters: int, seed: int, first_index: int
 ) -> torch.Tensor:
     """:func:`_range_finder_singular_values` through the explicit Jacobian when cheaper."""
-    jac = None
-    if _explicit_is_cheaper(x.shape[0], x[0].numel(), n_out, k, power_iters):
-        jac = _jacobian(fn, x, n_out)[1]
+    yjac = _jacobian_if_cheaper(fn, x, n_out, k, power_iters)
+    jac = None if yjac is None else yjac[1]
     return _range_finder_singular_values(fn, x, k, power_iters, seed, first_index, jac)
 
 
@@ -628,8 +634,19 @@ def _frobenius_all(f, images, n_probes, seed, batch_size, device):
             e, s, fn_norm = _frobenius_batch(fn, xb, n_probes, seed, start)
             sl = slice(start, start + xb.shape[0])
             est[sl], se[sl], fnorm[sl] = e.cpu().numpy(), s.cpu().numpy(), fn_norm.cpu().numpy()
-    xnorm = torch.linalg.vector_norm(x.reshape(n, -1).to(torch.float64), dim=1).numpy()
-    return est, se, fnorm, xnorm
+    return est, se, fnorm, _pixel_norms(x)
+
+
+def _pixel_norms(x: torch.Tensor) -> np.ndarray:
+    """‖x‖ of every image's raw pixels, float64 (N,)."""
+    return torch.linalg.vector_norm(x.reshape(x.shape[0], -1).to(torch.float64), dim=1).numpy()
+
+
+def _relative(est: np.ndarray, fnorm: np.ndarray, xnorm: np.ndarray) -> np.ndarray:
+    """‖J‖_F · ‖x‖ / ‖f(x)‖ per image from the Hutchinson estimate of ‖J‖²_F."""
+    if (fnorm <= 0).any():
+        raise ValueError("f(x) = 0 for some image; the relative sensitivity is undefined")
+    return np.sqrt(est) * xnorm / fnorm
 
 
 def jacobian_frobenius_sq(
@@ -676,9 +693,7 @@ def relative_jacobian_frobenius_per_image(
     np.ndarray float64 (N,)
     """
     est, _, fnorm, xnorm = _frobenius_all(f, images, n_probes, seed, batch_size, device)
-    if (fnorm <= 0).any():
-        raise ValueError("f(x) = 0 for some image; the relative sensitivity is undefined")
-    return np.sqrt(est) * xnorm / fnorm
+    return _relative(est, fnorm, xnorm)
 
 
 def relative_jacobian_frobenius(
@@ -776,9 +791,7 @@ def _jer_and_relative(f, inputs, k, power_iters, n_probes, seed, batch_size, dev
             jer, est, fnorm = (np.empty(n) for _ in range(3))
             for start in range(0, n, batch_size):
                 xb = x[start : start + batch_size].to(dev)
-                yjac = None
-                if _explicit_is_cheaper(xb.shape[0], n_in, n_out, k, power_iters):
-                    yjac = _jacobian(fn, xb, n_out)
+                yjac = _jacobian_if_cheaper(fn, xb, n_out, k, power_iters)
                 s = _range_finder_singular_values(
                     fn, xb, k, power_iters, seed, start, None if yjac is None else yjac[1]
                 )
@@ -789,10 +802,10 @@ def _jer_and_relative(f, inputs, k, power_iters, n_probes, seed, batch_size, dev
                     e.cpu().numpy(),
                     fn_norm.cpu().numpy(),
                 )
-            if (fnorm <= 0).any():
-                raise ValueError("f(x) = 0 for some image; the relative sensitivity is undefined")
-            xnorm = torch.linalg.vector_norm(x.reshape(n, -1).to(torch.float64), dim=1).numpy()
-            out[name] = (float(np.mean(jer)), float(np.mean(np.sqrt(est) * xnorm / fnorm)))
+            out[name] = (
+                float(np.mean(jer)),
+                float(np.mean(_relative(est, fnorm, _pixel_norms(x)))),
+            )
     return out
 
 
