@@ -276,13 +276,18 @@ def _lu_logsumexp(
                 if len(e) < 2:
                     continue
                 e[lower[: len(e), : len(e)]] = -np.inf
-            if direct:
-                log_parts.append(math.log(float(np.exp(e, out=e).sum())))
-            else:
-                mx = float(e.max())
-                log_parts.append(mx + math.log(float(np.exp(e - mx).sum())))
+            log_parts.append(_tile_log_sum_exp(e, direct))
     lse = float(np.logaddexp.reduce(np.asarray(log_parts)))
     return lse - math.log(n * (n - 1) / 2.0)
+
+
+def _tile_log_sum_exp(e: np.ndarray, direct: bool) -> float:
+    """log Σ exp(e) of one exponent tile (``e`` is overwritten); shifted by its maximum unless
+    ``direct`` (no exponent below −700, so nothing underflows)."""
+    if direct:
+        return math.log(float(np.exp(e, out=e).sum()))
+    mx = float(e.max())
+    return mx + math.log(float(np.exp(e - mx).sum()))
 
 
 def _lu_tiles_torch(
@@ -407,7 +412,6 @@ def _lu_prefix_sums(G: np.ndarray, widths: Sequence[int], ts: Sequence[float]) -
     sq = n2 * scale * scale
     ts = np.asarray(ts, dtype=np.float64)
     direct = ts[None, :] * 4.0 * sq.max(axis=1)[:, None] < 700.0  # see _lu_logsumexp
-    totals = np.zeros((len(order), len(ts)))  # direct: plain sums of exp
     log_parts: list[list[list[float]]] = [[[] for _ in ts] for _ in order]
     T = _LU_TILE
     for a in range(0, n, T):
@@ -427,19 +431,8 @@ def _lu_prefix_sums(G: np.ndarray, widths: Sequence[int], ts: Sequence[float]) -
                         continue
                     d = d[np.triu_indices(len(d), k=1)]
                 for j, t in enumerate(ts):
-                    e = t * d
-                    if direct[k, j]:
-                        totals[k, j] += float(np.exp(e, out=e).sum())
-                    else:
-                        mx = float(e.max())
-                        log_parts[k][j].append(mx + math.log(float(np.exp(e - mx).sum())))
-    out = np.empty((len(order), len(ts)))
-    for k in range(len(order)):
-        for j in range(len(ts)):
-            if direct[k, j]:
-                out[k, j] = math.log(totals[k, j])
-            else:
-                out[k, j] = float(np.logaddexp.reduce(np.asarray(log_parts[k][j])))
+                    log_parts[k][j].append(_tile_log_sum_exp(t * d, direct[k, j]))
+    out = np.array([[np.logaddexp.reduce(np.asarray(p)) for p in row] for row in log_parts])
     out -= math.log(n * (n - 1) / 2.0)
     res = np.empty_like(out)
     res[order] = out
