@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score
 from torch import nn
 from torch.optim.adam import adam
 
@@ -31,14 +30,16 @@ STITCHING_VARIANTS = ("relative", "relative_whitened", "absolute")
 
 
 def weighted_f1_score(y_true, y_pred) -> float:
-    """Support-weighted F1 over classes: sklearn ``f1_score(average="weighted")``.
+    """Support-weighted F1 over classes, as sklearn's ``f1_score(average="weighted")``.
 
     Classes that occur only among the predictions have weight 0; a class never predicted
     correctly scores 0 (``zero_division=0``). Returned in [0, 1].
     """
     yt = as_labels(y_true, None, "y_true")
     yp = as_labels(y_pred, yt.shape[0], "y_pred", expected="one per entry of y_true")
-    return float(f1_score(yt, yp, average="weighted", zero_division=0))
+    labels = np.union1d(yt, yp)
+    true, pred = np.searchsorted(labels, yt), np.searchsorted(labels, yp)
+    return float(_weighted_f1_rows(true, pred[None, :], labels.shape[0])[0])
 
 
 def _weighted_f1_rows(y_true: np.ndarray, preds: np.ndarray, n_labels: int) -> np.ndarray:
