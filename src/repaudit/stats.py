@@ -967,6 +967,18 @@ def small_telescopes(
     return float(d33), float(sps.norm.cdf((sign * ours - abs(d33)) / se_ours))
 
 
+def _nested_frame(y: np.ndarray, cells, strata, **columns) -> pd.DataFrame:
+    """One row per replicate (y, cell, stratum and ``columns``); cells must nest in strata."""
+    cells = np.asarray(cells)
+    if len(cells) != len(y):
+        raise ValueError(f"cells has {len(cells)} entries for {len(y)} values")
+    df = pd.DataFrame({"y": y, "cell": cells, **{k: np.asarray(v) for k, v in columns.items()}})
+    df["stratum"] = 0 if strata is None else np.asarray(strata)
+    if df.groupby("cell")["stratum"].nunique().max() > 1:
+        raise ValueError("strata must be constant within each cell (cells nested in strata)")
+    return df
+
+
 def icc_oneway(values, cells, strata=None) -> dict[str, float]:
     """ICC(1) of replicates within cells from a one-way ANOVA (Shrout & Fleiss 1979, ICC(1,1)).
 
@@ -982,14 +994,7 @@ def icc_oneway(values, cells, strata=None) -> dict[str, float]:
     ``n0`` is the ANOVA's effective replicates per cell (Snedecor & Cochran, unbalanced).
     NaN where fewer than two replicated cells (or strata with two cells) exist.
     """
-    y = _vector(values, "values")
-    cells = np.asarray(cells)
-    if len(cells) != len(y):
-        raise ValueError(f"cells has {len(cells)} entries for {len(y)} values")
-    df = pd.DataFrame({"y": y, "cell": cells})
-    df["stratum"] = 0 if strata is None else np.asarray(strata)
-    if df.groupby("cell")["stratum"].nunique().max() > 1:
-        raise ValueError("strata must be constant within each cell (cells nested in strata)")
+    df = _nested_frame(_vector(values, "values"), cells, strata)
     n = df.groupby("cell")["y"].size()
     mean = df.groupby("cell")["y"].mean()
     stratum = df.groupby("cell")["stratum"].first()
@@ -1034,13 +1039,7 @@ def icc_seed_blocked(values, cells, seeds, strata) -> dict[str, float]:
     seeds/cells per stratum, averaged with the degrees-of-freedom weights. NaN where no stratum
     has two cells sharing two seeds.
     """
-    y = _vector(values, "values")
-    df = pd.DataFrame({"y": y, "cell": np.asarray(cells), "seed": np.asarray(seeds)})
-    df["stratum"] = np.asarray(strata)
-    if len(df) != len(y):
-        raise ValueError("values, cells, seeds and strata must have one entry per replicate")
-    if df.groupby("cell")["stratum"].nunique().max() > 1:
-        raise ValueError("strata must be constant within each cell (cells nested in strata)")
+    df = _nested_frame(_vector(values, "values"), cells, strata, seed=seeds)
     if df.duplicated(["cell", "seed"]).any():
         raise ValueError("one value per (cell, seed) expected")
     ss = dict.fromkeys(["cell", "seed", "error", "df_cell", "df_seed", "df_error"], 0.0)
