@@ -311,6 +311,13 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
         df.to_csv(tmp, sep="\t", index=False, float_format="%.10g", na_rep="NaN")
 
 
+def write_figure(fig, *paths: str | os.PathLike, dpi: int = 150) -> None:
+    """Save a matplotlib figure atomically to each path, in the format its suffix names."""
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a TSV written by :func:`write_table`; empty strings stay strings."""
     text_columns = ("dataset", "model", "model_b", "stage", "layer", "layer_b", "metric")

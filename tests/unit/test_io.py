@@ -26,6 +26,7 @@ from repaudit.io import (
     save_checkpoint,
     write_dataset,
     write_features,
+    write_figure,
     write_memberships,
     write_table,
 )
@@ -215,6 +216,22 @@ def test_atomic_path_renames_only_on_success(tmp_path):
         raise RuntimeError("interrupted")
     assert target.read_text() == "new"
     assert leftovers(tmp_path) == []
+
+
+def test_write_figure_writes_each_suffix_format_and_no_temporaries(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    svg, png = tmp_path / "sub" / "f.svg", tmp_path / "sub" / "f.png"
+    write_figure(fig, svg, png)
+    plt.close(fig)
+    assert svg.read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert leftovers(tmp_path / "sub") == []
 
 
 def test_write_dataset_error_leaves_nothing(tmp_path):

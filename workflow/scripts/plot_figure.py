@@ -1,7 +1,7 @@
 from _common import start
 
 from repaudit.figures import make_figure
-from repaudit.io import atomic_path, read_table
+from repaudit.io import read_table, write_figure
 
 log = start(snakemake)
 fig = make_figure(
@@ -10,7 +10,5 @@ fig = make_figure(
     read_table(snakemake.input.claims),
     snakemake.params.figure,
 )
-for path, fmt in ((snakemake.output.svg, "svg"), (snakemake.output.png, "png")):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+write_figure(fig, snakemake.output.svg, snakemake.output.png)
 log.info("saved %s", snakemake.output.svg)
