@@ -59,6 +59,10 @@ def _weighted_f1_rows(y_true: np.ndarray, preds: np.ndarray, n_labels: int) -> n
     return (f1 * support).sum(axis=1) / support.sum(axis=1)
 
 
+# eps of the decoder's LayerNorm (PyTorch's default) and of its batch standardisation
+_EPS = 1e-5
+
+
 class StitchingDecoder(nn.Module):
     """The paper's CIFAR-100 stitching classifier (``vision_stitching_cifar100.ipynb``).
 
@@ -72,7 +76,7 @@ class StitchingDecoder(nn.Module):
     predictions depend on the whole batch that is evaluated (see :func:`decoder_predict`).
     """
 
-    def __init__(self, in_features: int, hidden: int, n_classes: int, eps: float = 1e-5):
+    def __init__(self, in_features: int, hidden: int, n_classes: int, eps: float = _EPS):
         super().__init__()
         self.input_norm = nn.LayerNorm(in_features)
         self.hidden = nn.Linear(in_features, hidden)
@@ -154,7 +158,7 @@ def _train_heads(
     lr: float,
     batch_size: int,
     hidden: int,
-    eps: float = 1e-5,
+    eps: float = _EPS,
 ) -> list[torch.Tensor]:
     """Train one decoder per (seed, model): Xn (M, n, I) prenormalised train inputs of M models.
 
@@ -342,10 +346,9 @@ def stitching_scores(
     labels = np.union1d(classes, yte)
     pred_label, true_label = np.searchsorted(labels, classes), np.searchsorted(labels, yte)
     y_idx_t = torch.from_numpy(y_idx.astype(np.int64)).to(device)
-    eps = 1e-5  # StitchingDecoder's
 
     def prenorm(X):
-        return _prenorm(torch.from_numpy(X.astype(np.float32)).to(device), eps)
+        return _prenorm(torch.from_numpy(X.astype(np.float32)).to(device), _EPS)
 
     scores: dict[tuple[str, str], list[float]] = {(a, b): [] for a in models for b in models}
     # decoders of equal input width train together: all seeds x models of the group
@@ -361,12 +364,11 @@ def stitching_scores(
             lr=lr,
             batch_size=int(batch_size),
             hidden=int(hidden),
-            eps=eps,
         )
         with torch.no_grad():
             for b in (m for m in models if test[m].shape[1] == width):
                 # each decoder sees encoder b's whole test set as one batch (decoder_predict)
-                logits = _head_forward(params, prenorm(test[b])[None], eps)[0]
+                logits = _head_forward(params, prenorm(test[b])[None], _EPS)[0]
                 pred = pred_label[logits.argmax(dim=2).cpu().numpy()]  # (seed x group, n_test)
                 f1 = 100.0 * _weighted_f1_rows(true_label, pred, labels.shape[0])
                 for h, f in enumerate(f1):  # head h = seed index * len(group) + model
