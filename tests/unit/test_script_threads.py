@@ -47,7 +47,8 @@ def run(before: str, tmp_path) -> str:
 
 
 def test_pools_are_limited_whether_numba_loads_before_or_after(tmp_path):
-    for before in ("import numba", ""):  # metrics import numba before start(); others later
+    # metrics import numba (and torch) before start(); others load them later
+    for before in ("import numba", "", "import numba, torch"):
         pools, torch_threads, numba_threads = run(before, tmp_path).rsplit(" ", 2)
         assert set(eval(pools)) == {1}, before
         assert torch_threads == "1" and numba_threads == "1", before
